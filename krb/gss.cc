@@ -1,0 +1,257 @@
+#include "krb/gss.h"
+
+#include <gssapi/gssapi.h>
+#include <gssapi/gssapi_ext.h>
+#include <gssapi/gssapi_krb5.h>
+#include <krb5/krb5.h>
+
+#include <vector>
+
+namespace heka::krb {
+namespace {
+
+std::string DisplayStatus(uint32_t code, int type) {
+  std::string out;
+  OM_uint32 ctx = 0;
+  do {
+    OM_uint32 minor = 0;
+    gss_buffer_desc buf = GSS_C_EMPTY_BUFFER;
+    gss_OID mech = type == GSS_C_MECH_CODE ? const_cast<gss_OID>(gss_mech_krb5) : GSS_C_NO_OID;
+    if (gss_display_status(&minor, code, type, mech, &ctx, &buf) != GSS_S_COMPLETE) break;
+    if (!out.empty()) out += "; ";
+    out.append(static_cast<const char*>(buf.value), buf.length);
+    gss_release_buffer(&minor, &buf);
+  } while (ctx != 0);
+  return out;
+}
+
+gss_buffer_desc Buffer(ByteView b) {
+  return gss_buffer_desc{b.size(), const_cast<uint8_t*>(b.data())};
+}
+
+Bytes TakeBuffer(gss_buffer_desc* buf) {
+  Bytes out(static_cast<const uint8_t*>(buf->value),
+            static_cast<const uint8_t*>(buf->value) + buf->length);
+  OM_uint32 minor = 0;
+  gss_release_buffer(&minor, buf);
+  return out;
+}
+
+Result<std::string> DisplayName(gss_name_t name) {
+  OM_uint32 minor = 0;
+  gss_buffer_desc buf = GSS_C_EMPTY_BUFFER;
+  OM_uint32 major = gss_display_name(&minor, name, &buf, nullptr);
+  if (GSS_ERROR(major)) return GssError("gss_display_name", major, minor);
+  Bytes b = TakeBuffer(&buf);
+  return std::string(b.begin(), b.end());
+}
+
+Result<gss_name_t> ImportPrincipal(const std::string& principal) {
+  OM_uint32 minor = 0;
+  gss_buffer_desc buf{principal.size(), const_cast<char*>(principal.data())};
+  gss_name_t name = GSS_C_NO_NAME;
+  OM_uint32 major =
+      gss_import_name(&minor, &buf, const_cast<gss_OID>(GSS_KRB5_NT_PRINCIPAL_NAME), &name);
+  if (GSS_ERROR(major)) return GssError(("importing name " + principal).c_str(), major, minor);
+  return name;
+}
+
+}  // namespace
+
+Status GssError(const char* what, uint32_t major, uint32_t minor) {
+  std::string text = DisplayStatus(major, GSS_C_GSS_CODE);
+  if (minor != 0) text += " (" + DisplayStatus(minor, GSS_C_MECH_CODE) + ")";
+  std::string msg = std::string(what) + ": " + text;
+  auto routine = GSS_ROUTINE_ERROR(major);
+  switch (static_cast<krb5_error_code>(minor)) {
+    case KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN:
+      return Error(Code::kUnknownServer, msg + " — the KDC has no such server principal");
+    case KRB5KRB_AP_ERR_SKEW:
+      return Error(Code::kClockSkew, msg + " — synchronise the clocks (e.g. with NTP)");
+    case KRB5KRB_AP_ERR_TKT_EXPIRED:
+    case KRB5KDC_ERR_TGT_REVOKED:
+      return Error(Code::kCredentialsExpired, msg + " — run kinit again");
+    case KRB5_FCC_NOFILE:
+    case KRB5_CC_NOTFOUND:
+    case KRB5_CC_NOSUPP:
+    case KRB5_KT_NOTFOUND:
+      if (routine == GSS_S_NO_CRED || routine == GSS_S_FAILURE) {
+        return Error(Code::kNoCredentials, msg + " — run kinit (or check the keytab)");
+      }
+      break;
+    case KRB5KRB_AP_ERR_BAD_INTEGRITY:
+    case KRB5KRB_AP_ERR_MODIFIED:
+    case KRB5KRB_AP_ERR_NOKEY:
+    case KRB5KRB_AP_ERR_BADKEYVER:
+    case KRB5KRB_AP_WRONG_PRINC:
+    case KRB5_KT_KVNONOTFOUND:
+      return Error(Code::kBadServerKey,
+                   msg + " — the server's keytab does not match the KDC's key for it");
+    default:
+      break;
+  }
+  if (routine == GSS_S_CREDENTIALS_EXPIRED || routine == GSS_S_CONTEXT_EXPIRED) {
+    return Error(Code::kCredentialsExpired, msg + " — run kinit again");
+  }
+  if (routine == GSS_S_NO_CRED) {
+    return Error(Code::kNoCredentials, msg + " — run kinit (or check the keytab)");
+  }
+  return Error(Code::kAuthFailed, msg);
+}
+
+struct SecurityContext::Handles {
+  gss_cred_id_t cred = GSS_C_NO_CREDENTIAL;
+  gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
+  gss_name_t target = GSS_C_NO_NAME;
+  ~Handles() {
+    OM_uint32 minor = 0;
+    if (ctx != GSS_C_NO_CONTEXT) gss_delete_sec_context(&minor, &ctx, GSS_C_NO_BUFFER);
+    if (cred != GSS_C_NO_CREDENTIAL) gss_release_cred(&minor, &cred);
+    if (target != GSS_C_NO_NAME) gss_release_name(&minor, &target);
+  }
+};
+
+SecurityContext::~SecurityContext() = default;
+
+Result<std::unique_ptr<SecurityContext>> SecurityContext::Initiator(
+    const ClientCredentials& creds, const std::string& target_principal) {
+  std::unique_ptr<SecurityContext> sc(new SecurityContext());
+  sc->h_ = std::make_unique<Handles>();
+  sc->initiator_ = true;
+  auto target = ImportPrincipal(target_principal);
+  if (!target.ok()) return target.status();
+  sc->h_->target = *target;
+
+  std::vector<gss_key_value_element_desc> elems;
+  if (!creds.ccache.empty()) elems.push_back({"ccache", creds.ccache.c_str()});
+  if (!creds.keytab.empty()) elems.push_back({"client_keytab", creds.keytab.c_str()});
+  gss_key_value_set_desc store{static_cast<OM_uint32>(elems.size()), elems.data()};
+  gss_name_t desired = GSS_C_NO_NAME;
+  if (!creds.principal.empty()) {
+    auto n = ImportPrincipal(creds.principal);
+    if (!n.ok()) return n.status();
+    desired = *n;
+  }
+  OM_uint32 minor = 0;
+  OM_uint32 major = gss_acquire_cred_from(&minor, desired, GSS_C_INDEFINITE, GSS_C_NO_OID_SET,
+                                          GSS_C_INITIATE, elems.empty() ? nullptr : &store,
+                                          &sc->h_->cred, nullptr, nullptr);
+  if (desired != GSS_C_NO_NAME) {
+    OM_uint32 m2 = 0;
+    gss_release_name(&m2, &desired);
+  }
+  if (GSS_ERROR(major)) return GssError("acquiring client credentials", major, minor);
+  return sc;
+}
+
+Result<std::unique_ptr<SecurityContext>> SecurityContext::Acceptor(const ServerCredentials& creds) {
+  std::unique_ptr<SecurityContext> sc(new SecurityContext());
+  sc->h_ = std::make_unique<Handles>();
+  if (creds.keytab.empty()) return Error(Code::kInvalidArgument, "server keytab not configured");
+  gss_key_value_element_desc elem{"keytab", creds.keytab.c_str()};
+  gss_key_value_set_desc store{1, &elem};
+  gss_name_t desired = GSS_C_NO_NAME;
+  if (!creds.principal.empty()) {
+    auto n = ImportPrincipal(creds.principal);
+    if (!n.ok()) return n.status();
+    desired = *n;
+  }
+  OM_uint32 minor = 0;
+  OM_uint32 major = gss_acquire_cred_from(&minor, desired, GSS_C_INDEFINITE, GSS_C_NO_OID_SET,
+                                          GSS_C_ACCEPT, &store, &sc->h_->cred, nullptr, nullptr);
+  if (desired != GSS_C_NO_NAME) {
+    OM_uint32 m2 = 0;
+    gss_release_name(&m2, &desired);
+  }
+  if (GSS_ERROR(major)) {
+    return GssError(("acquiring server key from " + creds.keytab).c_str(), major, minor);
+  }
+  return sc;
+}
+
+SecurityContext::StepResult SecurityContext::Step(ByteView in) {
+  StepResult r;
+  if (established_) {
+    r.status = Error(Code::kProtocolError, "GSS-API context already established");
+    return r;
+  }
+  OM_uint32 minor = 0;
+  OM_uint32 major = 0;
+  OM_uint32 flags = 0;
+  gss_buffer_desc in_buf = Buffer(in);
+  gss_buffer_desc out_buf = GSS_C_EMPTY_BUFFER;
+  if (initiator_) {
+    major = gss_init_sec_context(
+        &minor, h_->cred, &h_->ctx, h_->target, const_cast<gss_OID>(gss_mech_krb5),
+        GSS_C_MUTUAL_FLAG | GSS_C_INTEG_FLAG | GSS_C_CONF_FLAG, GSS_C_INDEFINITE,
+        GSS_C_NO_CHANNEL_BINDINGS, in.empty() ? GSS_C_NO_BUFFER : &in_buf, nullptr, &out_buf,
+        &flags, nullptr);
+  } else {
+    gss_name_t src = GSS_C_NO_NAME;
+    major = gss_accept_sec_context(&minor, &h_->ctx, h_->cred, &in_buf,
+                                   GSS_C_NO_CHANNEL_BINDINGS, &src, nullptr, &out_buf, &flags,
+                                   nullptr, nullptr);
+    if (src != GSS_C_NO_NAME) {
+      OM_uint32 m2 = 0;
+      gss_release_name(&m2, &src);
+    }
+  }
+  if (out_buf.length > 0) r.token = TakeBuffer(&out_buf);
+  if (GSS_ERROR(major)) {
+    r.status = GssError(initiator_ ? "authenticating to the server" : "accepting a client",
+                        major, minor);
+    return r;
+  }
+  if (major & GSS_S_CONTINUE_NEEDED) return r;
+  if (!(flags & GSS_C_MUTUAL_FLAG)) {
+    r.status = Error(Code::kAuthFailed, "mutual authentication was not performed");
+    return r;
+  }
+  r.status = FinishEstablished();
+  return r;
+}
+
+Status SecurityContext::FinishEstablished() {
+  OM_uint32 minor = 0;
+  gss_name_t src = GSS_C_NO_NAME, targ = GSS_C_NO_NAME;
+  OM_uint32 major = gss_inquire_context(&minor, h_->ctx, &src, &targ, nullptr, nullptr, nullptr,
+                                        nullptr, nullptr);
+  if (GSS_ERROR(major)) return GssError("gss_inquire_context", major, minor);
+  auto src_name = DisplayName(src);
+  auto targ_name = DisplayName(targ);
+  gss_release_name(&minor, &src);
+  gss_release_name(&minor, &targ);
+  if (!src_name.ok()) return src_name.status();
+  if (!targ_name.ok()) return targ_name.status();
+  auto src_id = Identity::Parse(*src_name);
+  auto targ_id = Identity::Parse(*targ_name);
+  if (!src_id.ok()) return src_id.status();
+  if (!targ_id.ok()) return targ_id.status();
+  peer_ = initiator_ ? *targ_id : *src_id;
+  self_ = initiator_ ? *src_id : *targ_id;
+  established_ = true;
+  return Status::Ok();
+}
+
+std::chrono::seconds SecurityContext::remaining() const {
+  if (!established_) return std::chrono::seconds(0);
+  OM_uint32 minor = 0, secs = 0;
+  OM_uint32 major = gss_context_time(&minor, h_->ctx, &secs);
+  if (GSS_ERROR(major)) return std::chrono::seconds(0);
+  return std::chrono::seconds(secs);
+}
+
+Result<Bytes> SecurityContext::PseudoRandom(ByteView input, size_t length) const {
+  if (!established_) return Error(Code::kInternal, "PRF on a context that is not established");
+  OM_uint32 minor = 0;
+  gss_buffer_desc in = Buffer(input);
+  gss_buffer_desc out = GSS_C_EMPTY_BUFFER;
+  OM_uint32 major = gss_pseudo_random(&minor, h_->ctx, GSS_C_PRF_KEY_FULL, &in,
+                                      static_cast<ssize_t>(length), &out);
+  if (GSS_ERROR(major)) return GssError("gss_pseudo_random", major, minor);
+  Bytes b = TakeBuffer(&out);
+  if (b.size() != length) return Error(Code::kInternal, "gss_pseudo_random returned short output");
+  return b;
+}
+
+}  // namespace heka::krb
