@@ -4,6 +4,7 @@
 #include <gssapi/gssapi_ext.h>
 #include <gssapi/gssapi_krb5.h>
 #include <krb5/krb5.h>
+#include <profile.h>
 
 #include <vector>
 
@@ -56,6 +57,27 @@ Result<gss_name_t> ImportPrincipal(const std::string& principal) {
   return name;
 }
 
+// The realm's allowed clock skew ([libdefaults] clockskew, default 300 s). MIT adds it to an
+// acceptor's context lifetime; Heka takes it off again so a server closes a connection when
+// the client's ticket ends, not five minutes later.
+std::chrono::seconds ClockSkew() {
+  krb5_context ctx = nullptr;
+  if (krb5_init_context(&ctx) != 0) return std::chrono::seconds(300);
+  long skew = 300;
+  profile_t profile = nullptr;
+  if (krb5_get_profile(ctx, &profile) == 0) {
+    char* text = nullptr;
+    if (profile_get_string(profile, "libdefaults", "clockskew", nullptr, "300", &text) == 0 && text) {
+      krb5_deltat delta = 0;
+      if (krb5_string_to_deltat(text, &delta) == 0) skew = delta;
+      profile_release_string(text);
+    }
+    profile_release(profile);
+  }
+  krb5_free_context(ctx);
+  return std::chrono::seconds(skew);
+}
+
 }  // namespace
 
 Status GssError(const char* what, uint32_t major, uint32_t minor) {
@@ -99,7 +121,7 @@ Status GssError(const char* what, uint32_t major, uint32_t minor) {
   return Error(Code::kAuthFailed, msg);
 }
 
-struct SecurityContext::Handles {
+struct Handles {
   gss_cred_id_t cred = GSS_C_NO_CREDENTIAL;
   gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
   gss_name_t target = GSS_C_NO_NAME;
@@ -111,16 +133,34 @@ struct SecurityContext::Handles {
   }
 };
 
-SecurityContext::~SecurityContext() = default;
+class GssContext final : public SecurityContext {
+ public:
+  explicit GssContext(bool initiator)
+      : initiator_(initiator), acceptor_skew_(initiator ? std::chrono::seconds(0) : ClockSkew()) {}
+  StepResult Step(ByteView in) override;
+  bool established() const override { return established_; }
+  const Identity& peer() const override { return peer_; }
+  const Identity& self() const override { return self_; }
+  std::chrono::seconds remaining() const override;
+  Result<Bytes> PseudoRandom(ByteView input, size_t length) const override;
+
+  Handles h;
+
+ private:
+  Status FinishEstablished();
+  bool initiator_;
+  std::chrono::seconds acceptor_skew_;
+  bool established_ = false;
+  Identity peer_;
+  Identity self_;
+};
 
 Result<std::unique_ptr<SecurityContext>> SecurityContext::Initiator(
     const ClientCredentials& creds, const std::string& target_principal) {
-  std::unique_ptr<SecurityContext> sc(new SecurityContext());
-  sc->h_ = std::make_unique<Handles>();
-  sc->initiator_ = true;
+  auto sc = std::make_unique<GssContext>(true);
   auto target = ImportPrincipal(target_principal);
   if (!target.ok()) return target.status();
-  sc->h_->target = *target;
+  sc->h.target = *target;
 
   std::vector<gss_key_value_element_desc> elems;
   if (!creds.ccache.empty()) elems.push_back({"ccache", creds.ccache.c_str()});
@@ -135,18 +175,17 @@ Result<std::unique_ptr<SecurityContext>> SecurityContext::Initiator(
   OM_uint32 minor = 0;
   OM_uint32 major = gss_acquire_cred_from(&minor, desired, GSS_C_INDEFINITE, GSS_C_NO_OID_SET,
                                           GSS_C_INITIATE, elems.empty() ? nullptr : &store,
-                                          &sc->h_->cred, nullptr, nullptr);
+                                          &sc->h.cred, nullptr, nullptr);
   if (desired != GSS_C_NO_NAME) {
     OM_uint32 m2 = 0;
     gss_release_name(&m2, &desired);
   }
   if (GSS_ERROR(major)) return GssError("acquiring client credentials", major, minor);
-  return sc;
+  return std::unique_ptr<SecurityContext>(std::move(sc));
 }
 
 Result<std::unique_ptr<SecurityContext>> SecurityContext::Acceptor(const ServerCredentials& creds) {
-  std::unique_ptr<SecurityContext> sc(new SecurityContext());
-  sc->h_ = std::make_unique<Handles>();
+  auto sc = std::make_unique<GssContext>(false);
   if (creds.keytab.empty()) return Error(Code::kInvalidArgument, "server keytab not configured");
   gss_key_value_element_desc elem{"keytab", creds.keytab.c_str()};
   gss_key_value_set_desc store{1, &elem};
@@ -158,7 +197,7 @@ Result<std::unique_ptr<SecurityContext>> SecurityContext::Acceptor(const ServerC
   }
   OM_uint32 minor = 0;
   OM_uint32 major = gss_acquire_cred_from(&minor, desired, GSS_C_INDEFINITE, GSS_C_NO_OID_SET,
-                                          GSS_C_ACCEPT, &store, &sc->h_->cred, nullptr, nullptr);
+                                          GSS_C_ACCEPT, &store, &sc->h.cred, nullptr, nullptr);
   if (desired != GSS_C_NO_NAME) {
     OM_uint32 m2 = 0;
     gss_release_name(&m2, &desired);
@@ -166,10 +205,10 @@ Result<std::unique_ptr<SecurityContext>> SecurityContext::Acceptor(const ServerC
   if (GSS_ERROR(major)) {
     return GssError(("acquiring server key from " + creds.keytab).c_str(), major, minor);
   }
-  return sc;
+  return std::unique_ptr<SecurityContext>(std::move(sc));
 }
 
-SecurityContext::StepResult SecurityContext::Step(ByteView in) {
+SecurityContext::StepResult GssContext::Step(ByteView in) {
   StepResult r;
   if (established_) {
     r.status = Error(Code::kProtocolError, "GSS-API context already established");
@@ -182,13 +221,13 @@ SecurityContext::StepResult SecurityContext::Step(ByteView in) {
   gss_buffer_desc out_buf = GSS_C_EMPTY_BUFFER;
   if (initiator_) {
     major = gss_init_sec_context(
-        &minor, h_->cred, &h_->ctx, h_->target, const_cast<gss_OID>(gss_mech_krb5),
+        &minor, h.cred, &h.ctx, h.target, const_cast<gss_OID>(gss_mech_krb5),
         GSS_C_MUTUAL_FLAG | GSS_C_INTEG_FLAG | GSS_C_CONF_FLAG, GSS_C_INDEFINITE,
         GSS_C_NO_CHANNEL_BINDINGS, in.empty() ? GSS_C_NO_BUFFER : &in_buf, nullptr, &out_buf,
         &flags, nullptr);
   } else {
     gss_name_t src = GSS_C_NO_NAME;
-    major = gss_accept_sec_context(&minor, &h_->ctx, h_->cred, &in_buf,
+    major = gss_accept_sec_context(&minor, &h.ctx, h.cred, &in_buf,
                                    GSS_C_NO_CHANNEL_BINDINGS, &src, nullptr, &out_buf, &flags,
                                    nullptr, nullptr);
     if (src != GSS_C_NO_NAME) {
@@ -211,10 +250,10 @@ SecurityContext::StepResult SecurityContext::Step(ByteView in) {
   return r;
 }
 
-Status SecurityContext::FinishEstablished() {
+Status GssContext::FinishEstablished() {
   OM_uint32 minor = 0;
   gss_name_t src = GSS_C_NO_NAME, targ = GSS_C_NO_NAME;
-  OM_uint32 major = gss_inquire_context(&minor, h_->ctx, &src, &targ, nullptr, nullptr, nullptr,
+  OM_uint32 major = gss_inquire_context(&minor, h.ctx, &src, &targ, nullptr, nullptr, nullptr,
                                         nullptr, nullptr);
   if (GSS_ERROR(major)) return GssError("gss_inquire_context", major, minor);
   auto src_name = DisplayName(src);
@@ -233,25 +272,48 @@ Status SecurityContext::FinishEstablished() {
   return Status::Ok();
 }
 
-std::chrono::seconds SecurityContext::remaining() const {
+std::chrono::seconds GssContext::remaining() const {
   if (!established_) return std::chrono::seconds(0);
   OM_uint32 minor = 0, secs = 0;
-  OM_uint32 major = gss_context_time(&minor, h_->ctx, &secs);
+  OM_uint32 major = gss_context_time(&minor, h.ctx, &secs);
   if (GSS_ERROR(major)) return std::chrono::seconds(0);
-  return std::chrono::seconds(secs);
+  std::chrono::seconds left(secs);
+  if (!initiator_) left -= acceptor_skew_;
+  return left.count() > 0 ? left : std::chrono::seconds(0);
 }
 
-Result<Bytes> SecurityContext::PseudoRandom(ByteView input, size_t length) const {
+Result<Bytes> GssContext::PseudoRandom(ByteView input, size_t length) const {
   if (!established_) return Error(Code::kInternal, "PRF on a context that is not established");
   OM_uint32 minor = 0;
   gss_buffer_desc in = Buffer(input);
   gss_buffer_desc out = GSS_C_EMPTY_BUFFER;
-  OM_uint32 major = gss_pseudo_random(&minor, h_->ctx, GSS_C_PRF_KEY_FULL, &in,
+  OM_uint32 major = gss_pseudo_random(&minor, h.ctx, GSS_C_PRF_KEY_FULL, &in,
                                       static_cast<ssize_t>(length), &out);
   if (GSS_ERROR(major)) return GssError("gss_pseudo_random", major, minor);
   Bytes b = TakeBuffer(&out);
   if (b.size() != length) return Error(Code::kInternal, "gss_pseudo_random returned short output");
   return b;
+}
+
+Result<std::string> DefaultRealm() {
+  krb5_context ctx = nullptr;
+  if (krb5_error_code err = krb5_init_context(&ctx); err != 0) {
+    return Error(Code::kAuthFailed, "cannot read the Kerberos configuration (krb5_init_context " +
+                                        std::to_string(err) + ")");
+  }
+  char* realm = nullptr;
+  krb5_error_code err = krb5_get_default_realm(ctx, &realm);
+  if (err != 0) {
+    const char* msg = krb5_get_error_message(ctx, err);
+    Status s(Code::kAuthFailed, std::string("no default realm in krb5.conf: ") + msg);
+    krb5_free_error_message(ctx, msg);
+    krb5_free_context(ctx);
+    return s;
+  }
+  std::string out(realm);
+  krb5_free_default_realm(ctx, realm);
+  krb5_free_context(ctx);
+  return out;
 }
 
 }  // namespace heka::krb

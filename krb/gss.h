@@ -35,6 +35,8 @@ struct ServerCredentials {
 // (kNoCredentials, kCredentialsExpired, kUnknownServer, kClockSkew, kBadServerKey, kAuthFailed).
 Status GssError(const char* what, uint32_t major, uint32_t minor);
 
+// One side of a security context. The GSS-API implementation comes from the two factories;
+// tests may derive their own (e.g. a shared-secret fake for sanitizer runs without a KDC).
 class SecurityContext {
  public:
   struct StepResult {
@@ -42,39 +44,35 @@ class SecurityContext {
     Bytes token;    // send this to the peer if non-empty (also on failure: it may carry a KRB-ERROR)
   };
 
+  // GSS-API (krb5) initiator.
   // REQUIRES: target_principal is a full principal such as "heka/localhost@HEKA.TEST".
   static Result<std::unique_ptr<SecurityContext>> Initiator(const ClientCredentials& creds,
                                                             const std::string& target_principal);
+  // GSS-API (krb5) acceptor.
   static Result<std::unique_ptr<SecurityContext>> Acceptor(const ServerCredentials& creds);
 
-  ~SecurityContext();
+  virtual ~SecurityContext() = default;
   SecurityContext(const SecurityContext&) = delete;
   SecurityContext& operator=(const SecurityContext&) = delete;
 
   // Feeds the peer's token (empty on the initiator's first call) and returns the next token.
-  StepResult Step(ByteView in);
+  virtual StepResult Step(ByteView in) = 0;
 
-  bool established() const { return established_; }
-  bool is_initiator() const { return initiator_; }
+  virtual bool established() const = 0;
 
   // REQUIRES: established()
-  const Identity& peer() const { return peer_; }
-  const Identity& self() const { return self_; }
+  virtual const Identity& peer() const = 0;
+  virtual const Identity& self() const = 0;
   // Time until the context (i.e. the ticket behind it) expires; zero once expired.
-  std::chrono::seconds remaining() const;
+  virtual std::chrono::seconds remaining() const = 0;
   // gss_pseudo_random with GSS_C_PRF_KEY_FULL: the same bytes on both sides for the same input.
-  Result<Bytes> PseudoRandom(ByteView input, size_t length) const;
+  virtual Result<Bytes> PseudoRandom(ByteView input, size_t length) const = 0;
 
- private:
+ protected:
   SecurityContext() = default;
-  Status FinishEstablished();
-
-  struct Handles;
-  std::unique_ptr<Handles> h_;
-  bool initiator_ = false;
-  bool established_ = false;
-  Identity peer_;
-  Identity self_;
 };
+
+// The realm of the local krb5 configuration (krb5_get_default_realm).
+Result<std::string> DefaultRealm();
 
 }  // namespace heka::krb

@@ -79,6 +79,9 @@ inline Status Error(Code code, std::string message) { return Status(code, std::m
 template <typename T>
 class [[nodiscard]] Result {
  public:
+  // An empty result is an error; it exists because some libraries (Asio's co_spawn) need a
+  // default-constructible value type.
+  Result() : v_(Status(Code::kInternal, "no result")) {}
   Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT: implicit by design
     if (std::get<Status>(v_).ok()) v_ = Status(Code::kInternal, "Result built from OK status");

@@ -76,8 +76,10 @@ class TestRealm {
   int next_file_ = 0;
 };
 
-// One realm shared by all tests of a test binary, started on first use and stopped at exit
-// (a GoogleTest Environment). SetEnv() has already been called on it.
+// One realm shared by all tests of a test binary, started on first use and stopped at process
+// exit (a function-local static: a GoogleTest Environment cannot be added once the tests run).
+// SetEnv() has already been called on it. Aborts with a message on stderr if the KDC cannot
+// start.
 TestRealm& SharedRealm();
 
 }  // namespace heka::testing
