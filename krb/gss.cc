@@ -81,10 +81,14 @@ std::chrono::seconds ClockSkew() {
 }  // namespace
 
 Status GssError(const char* what, uint32_t major, uint32_t minor) {
-  std::string text = DisplayStatus(major, GSS_C_GSS_CODE);
-  if (minor != 0) text += " (" + DisplayStatus(minor, GSS_C_MECH_CODE) + ")";
-  std::string msg = std::string(what) + ": " + text;
   auto routine = GSS_ROUTINE_ERROR(major);
+  // "Unspecified GSS failure. Minor code may provide more information" says nothing: then
+  // the mechanism's (krb5's) own message is the whole story.
+  std::string text = routine == GSS_S_FAILURE && minor != 0
+                         ? DisplayStatus(minor, GSS_C_MECH_CODE)
+                         : DisplayStatus(major, GSS_C_GSS_CODE) +
+                               (minor != 0 ? " (" + DisplayStatus(minor, GSS_C_MECH_CODE) + ")" : "");
+  std::string msg = std::string(what) + ": " + text;
   switch (static_cast<krb5_error_code>(minor)) {
     case KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN:
       return Error(Code::kUnknownServer, msg + " — the KDC has no such server principal");

@@ -3,6 +3,7 @@
 // never sent: the nonce is 4 zero bytes | big-endian counter. A frame that was tampered with,
 // replayed, dropped or reordered fails to open, and the connection is then closed.
 // Not thread-safe: one connection's strand owns both ciphers.
+// Format: docs/formats/rpc-wire.md.
 #pragma once
 
 #include <functional>

@@ -6,6 +6,10 @@
 
 namespace heka::rpc {
 
+namespace {
+constexpr size_t kReadPiece = 1 << 20;  // bytes read before progress is noted
+}  // namespace
+
 struct Connection::PendingCall {
   Completion done;
   Clock::time_point deadline;
@@ -160,6 +164,13 @@ void Connection::SendReply(uint64_t call_id, const Result<Bytes>& result) {
     header.set_status_message(result.status().message());
   }
   Bytes frame = result.ok() ? BuildFrame(header, ByteView(*result)) : BuildFrame(header, ByteView());
+  if (frame.size() - kLengthPrefixSize > options_.max_frame_size) {
+    // Too big to send: fail this call only, not the whole connection.
+    header.set_status_code(static_cast<uint32_t>(Code::kFrameTooLarge));
+    header.set_status_message("reply of " + std::to_string(frame.size()) +
+                              " bytes exceeds the frame limit");
+    frame = BuildFrame(header, ByteView());
+  }
   auto self = shared_from_this();
   asio::post(strand_, [self, frame = std::move(frame)]() mutable {
     if (!self->closed_) self->Enqueue(std::move(frame));
@@ -218,21 +229,26 @@ awaitable<void> Connection::ReadLoop(std::shared_ptr<Connection> self) {
                         : Error(Code::kUnavailable, "read failed: " + ec.message()));
       co_return;
     }
-    self->frame_started_ = Clock::now();
+    self->frame_started_ = self->last_received_ = Clock::now();
     Result<uint32_t> length = DecodeLength(prefix, self->options_.max_frame_size);
     if (!length.ok()) {
       self->CloseOnStrand(length.status());
       co_return;
     }
     std::unique_ptr<uint8_t[]> buf(new uint8_t[*length]);
-    co_await asio::async_read(self->socket_, asio::buffer(buf.get(), *length),
-                              asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) {
-      self->CloseOnStrand(Error(Code::kUnavailable, "read failed inside a frame: " + ec.message()));
-      co_return;
+    // Read in pieces so a large frame on a slow link counts as progress, not as a stall.
+    for (size_t got = 0; got < *length;) {
+      size_t piece = std::min<size_t>(*length - got, kReadPiece);
+      co_await asio::async_read(self->socket_, asio::buffer(buf.get() + got, piece),
+                                asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) {
+        self->CloseOnStrand(Error(Code::kUnavailable, "read failed inside a frame: " + ec.message()));
+        co_return;
+      }
+      got += piece;
+      self->frame_started_ = self->last_received_ = Clock::now();
     }
     self->frame_started_ = Clock::time_point{};
-    self->last_received_ = Clock::now();
     Status s = self->recv_->Open(ByteView(prefix, kLengthPrefixSize), std::span<uint8_t>(buf.get(), *length));
     if (!s.ok()) {
       self->CloseOnStrand(s);
@@ -259,7 +275,7 @@ void Connection::Dispatch(MessageView msg, std::unique_ptr<uint8_t[]> buffer, si
       Completion done = std::move(it->second.done);
       pending_.erase(it);
       if (h.status_code() != 0) {
-        done(Status(static_cast<Code>(h.status_code()), h.status_message()));
+        done(Status(CodeFromWire(h.status_code()), h.status_message()));
       } else {
         done(std::move(body));
       }
@@ -365,7 +381,7 @@ void Connection::Tick() {
     return;
   }
   if (frame_started_ != Clock::time_point{} && now - frame_started_ > options_.frame_timeout) {
-    CloseOnStrand(Error(Code::kProtocolError, "frame not completed in time (stalled peer)"));
+    CloseOnStrand(Error(Code::kProtocolError, "no progress inside a frame in time (stalled peer)"));
     return;
   }
   if (now - last_received_ > options_.dead_after) {

@@ -37,7 +37,7 @@ struct ConnectionOptions {
   uint32_t max_frame_size = kDefaultMaxFrame;  // bytes; checked before allocating. Default 16 MiB+.
   milliseconds ping_interval{5000};   // send a PING after this much silence. Default 5 s.
   milliseconds dead_after{15000};     // close after this much silence (dead peer). Default 15 s.
-  milliseconds frame_timeout{10000};  // a frame whose length arrived must complete in this. 10 s.
+  milliseconds frame_timeout{10000};  // max silence inside a started frame (stalled peer). 10 s.
   milliseconds default_call_timeout{30000};  // Call() without a timeout. Default 30 s.
   milliseconds tick{100};             // resolution of deadlines and the checks above. 100 ms.
   CipherFactory test_cipher;          // test/benchmark seam; empty = AES-256-GCM.
@@ -164,7 +164,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool write_in_flight_ = false;
   Clock::time_point last_received_;
   Clock::time_point last_ping_;
-  Clock::time_point frame_started_;  // time_point{} when not inside a frame
+  Clock::time_point frame_started_;  // last progress inside a frame; time_point{} between frames
 };
 
 }  // namespace heka::rpc

@@ -146,7 +146,7 @@ awaitable<Result<ServerFinished>> ReadFinished(tcp::socket& socket, FrameCipher&
 }
 
 Status RemoteError(uint32_t code, const std::string& message, const std::string& who) {
-  Code c = code == 0 ? Code::kAuthFailed : static_cast<Code>(code);
+  Code c = code == 0 ? Code::kAuthFailed : CodeFromWire(code);
   return Status(c, who + " refused the connection: " + message);
 }
 
@@ -178,6 +178,9 @@ awaitable<Result<Session>> ClientHandshake(tcp::socket& socket, const HandshakeO
     co_return Error(Code::kVersionMismatch,
                     who + " chose protocol version " + std::to_string(reply.version()) +
                         ", which this client does not speak");
+  }
+  if (reply.nonce().size() != kNonceSize) {
+    co_return Error(Code::kProtocolError, who + " sent a nonce of the wrong length");
   }
   Bytes token(reply.gss_token().begin(), reply.gss_token().end());
   while (!ctx->established()) {
@@ -218,6 +221,9 @@ awaitable<Result<Session>> ServerHandshake(tcp::socket& socket, const HandshakeO
   if (Status s = co_await ReadFrame(socket, &hello, transcript); !s.ok()) co_return s;
   if (hello.magic() != kHandshakeMagic) {
     co_return Error(Code::kProtocolError, "not a Heka client (bad handshake magic)");
+  }
+  if (hello.nonce().size() != kNonceSize) {
+    co_return Error(Code::kProtocolError, "client nonce has the wrong length");
   }
   auto refuse = [&](Status why, const Bytes& token) -> awaitable<Result<Session>> {
     ServerHello no;

@@ -31,7 +31,8 @@ struct CallContext {
 };
 
 // Aborts with a message if `method` is not declared in proto/ with these message types.
-// Used by Register() and by Connection::Call() so a typo fails loudly at once.
+// Used by Register() and RegisterPush() so a server with a typo fails loudly at start;
+// a client calling an unknown name gets kUnknownMethod from the server.
 void CheckMethod(std::string_view method, const google::protobuf::Descriptor* request,
                  const google::protobuf::Descriptor* reply);
 

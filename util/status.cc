@@ -32,6 +32,11 @@ std::string_view CodeName(Code code) {
   return "unknown error";
 }
 
+Code CodeFromWire(uint32_t wire) {
+  Code code = static_cast<Code>(wire);
+  return CodeName(code) == "unknown error" ? Code::kInternal : code;
+}
+
 std::string Status::ToString() const {
   if (ok()) return "ok";
   std::string out(CodeName(code_));

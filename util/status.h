@@ -50,6 +50,9 @@ enum class Code : uint32_t {
 // Returns the stable, lower-case name of a code ("permission denied").
 std::string_view CodeName(Code code);
 
+// A code received from a peer: unknown numbers (a newer peer) become kInternal.
+Code CodeFromWire(uint32_t wire);
+
 class [[nodiscard]] Status {
  public:
   Status() = default;  // OK

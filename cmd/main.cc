@@ -1,0 +1,63 @@
+// heka: the admin and user CLI. `heka <suite> <command> [-switch value ...]`.
+// Suites arrive with the components they drive (DESIGN.md §1): vos, pts, fs, bos, cell, key.
+#include <signal.h>
+
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <string>
+
+#include "cmd/commands.h"
+#include "util/log.h"
+
+namespace {
+
+using Command = std::function<int(int, char**)>;
+
+const std::map<std::string, std::map<std::string, Command>>& Suites() {
+  static const std::map<std::string, std::map<std::string, Command>> suites = {
+      {"rpc", {{"ping", heka::cli::RpcPing}}},
+  };
+  return suites;
+}
+
+int Usage(FILE* out) {
+  std::fprintf(out, "usage: heka <suite> <command> [switches]   (heka <suite> help lists commands)\n");
+  for (const auto& [suite, commands] : Suites()) {
+    for (const auto& [name, fn] : commands) std::fprintf(out, "  heka %s %s\n", suite.c_str(), name.c_str());
+  }
+  std::fprintf(out, "  heka version\n");
+  return out == stderr ? heka::cli::kExitUsage : heka::cli::kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);
+  heka::InitLogging({"heka", "error", ""});  // the CLI prints its own one-line errors
+  if (argc < 2) return Usage(stderr);
+  std::string suite = argv[1];
+  if (suite == "help" || suite == "-help" || suite == "--help") return Usage(stdout);
+  if (suite == "version") {
+    std::printf("heka 0.1.0 (RPC protocol 1)\n");
+    return 0;
+  }
+  auto s = Suites().find(suite);
+  if (s == Suites().end()) {
+    std::fprintf(stderr, "heka: unknown suite '%s'\n", suite.c_str());
+    return Usage(stderr);
+  }
+  if (argc < 3 || std::strcmp(argv[2], "help") == 0) {
+    for (const auto& [name, fn] : s->second) std::printf("heka %s %s\n", suite.c_str(), name.c_str());
+    return argc < 3 ? heka::cli::kExitUsage : 0;
+  }
+  auto c = s->second.find(argv[2]);
+  if (c == s->second.end()) {
+    std::fprintf(stderr, "heka %s: unknown command '%s' (heka %s help lists them)\n", suite.c_str(),
+                 argv[2], suite.c_str());
+    return heka::cli::kExitUsage;
+  }
+  // The command sees argv[0] = its name, then its switches.
+  return c->second(argc - 2, argv + 2);
+}
