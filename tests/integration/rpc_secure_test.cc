@@ -130,10 +130,11 @@ TEST_F(RpcSecureTest, ServerWithWrongKeytabIsRefusedByTheClient) {
   // The KDC gets a new key for the service; a server still holding the old keytab cannot
   // read the client's ticket and so cannot prove who it is.
   auto& realm = SharedRealm();
-  ASSERT_TRUE(realm.AddService("heka/stale").ok());
-  auto old_keytab = realm.AddService("heka/stale2");
+  static int run = 0;
+  const std::string service = "heka/stale" + std::to_string(++run);
+  auto old_keytab = realm.AddService(service);
   ASSERT_TRUE(old_keytab.ok());
-  ASSERT_TRUE(realm.Rekey("heka/stale2").ok());
+  ASSERT_TRUE(realm.Rekey(service).ok());
   auto registry = std::make_shared<HandlerRegistry>();
   RegisterDiag(*registry);
   ServerOptions o;
@@ -143,7 +144,7 @@ TEST_F(RpcSecureTest, ServerWithWrongKeytabIsRefusedByTheClient) {
   ASSERT_TRUE(stale->Start().ok());
   ClientOptions co;
   co.address = stale->endpoints()[0].ToString();
-  co.server_principal = realm.Principal("heka/stale2");
+  co.server_principal = realm.Principal(service);
   co.credentials.ccache = "FILE:" + p_->alice_cc;
   auto client = Client::Create(runtime_, std::move(co));
   auto r = Echo(*client);
@@ -378,26 +379,31 @@ TEST_F(BadInputTest, HalfOpenConnectionIsClosedAfterTheHandshakeTimeout) {
 
 TEST_F(RpcSecureTest, ExpiredTicketClosesTheConnectionAndAFreshKinitCarriesOn) {
   auto& realm = SharedRealm();
-  ASSERT_TRUE(realm.AddUser("carol", "carol-pw", "4s").ok());
-  std::string cc = realm.NewCcachePath("carol");
-  ASSERT_TRUE(realm.Kinit("carol", "carol-pw", cc, "4s").ok());
+  static int run = 0;
+  const std::string carol = "carol" + std::to_string(++run);
+  ASSERT_TRUE(realm.AddUser(carol, "carol-pw", "4s").ok());
+  std::string cc = realm.NewCcachePath(carol);
+  ASSERT_TRUE(realm.Kinit(carol, "carol-pw", cc, "4s").ok());
   auto client = NewClient(cc);
   ASSERT_TRUE(Echo(*client).ok());
   auto conn = runtime_.BlockOn(client->GetConnection());
   ASSERT_TRUE(conn.ok());
   ASSERT_TRUE(WaitFor([&] { return (*conn)->closed(); }, std::chrono::seconds(15)))
       << "the connection outlived its ticket";
-  EXPECT_EQ((*conn)->close_reason().code(), Code::kContextExpired);
+  // Either side may notice first: the client closes for expiry, or sees the server do so.
+  Code why = (*conn)->close_reason().code();
+  EXPECT_TRUE(why == Code::kContextExpired || why == Code::kConnectionClosed)
+      << (*conn)->close_reason().ToString();
   // The server side closed its end as well.
   EXPECT_TRUE(WaitFor([&] {
     for (const auto& c : server_->connections()) {
-      if (c->peer().name() == "carol") return false;
+      if (c->peer().name() == carol) return false;
     }
     return true;
   }));
   auto expired = Echo(*client);
   EXPECT_EQ(expired.status().code(), Code::kCredentialsExpired) << expired.status().ToString();
-  ASSERT_TRUE(realm.Kinit("carol", "carol-pw", cc).ok());
+  ASSERT_TRUE(realm.Kinit(carol, "carol-pw", cc).ok());
   auto r = Echo(*client);
   EXPECT_TRUE(r.ok()) << r.status().ToString();
 }
