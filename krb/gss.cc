@@ -259,7 +259,13 @@ Status GssContext::FinishEstablished() {
   gss_name_t src = GSS_C_NO_NAME, targ = GSS_C_NO_NAME;
   OM_uint32 major = gss_inquire_context(&minor, h.ctx, &src, &targ, nullptr, nullptr, nullptr,
                                         nullptr, nullptr);
-  if (GSS_ERROR(major)) return GssError("gss_inquire_context", major, minor);
+  if (GSS_ERROR(major)) {
+    // MIT may hand out the names even when it fails (e.g. the context already expired).
+    OM_uint32 ignored = 0;
+    if (src != GSS_C_NO_NAME) gss_release_name(&ignored, &src);
+    if (targ != GSS_C_NO_NAME) gss_release_name(&ignored, &targ);
+    return GssError("gss_inquire_context", major, minor);
+  }
   auto src_name = DisplayName(src);
   auto targ_name = DisplayName(targ);
   gss_release_name(&minor, &src);

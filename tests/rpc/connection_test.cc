@@ -12,6 +12,7 @@
 #include "rpc/diag.h"
 #include "rpc/server.h"
 #include "tests/support/fake_context.h"
+#include "tests/support/frame_proxy.h"
 #include "tests/support/wait.h"
 
 namespace heka::rpc {
@@ -228,6 +229,55 @@ TEST_F(ConnectionTest, Ipv6LoopbackWorks) {
   auto client = NewClient();
   EXPECT_EQ(client->options().address.front(), '[');
   EXPECT_TRUE(Echo(*client, diag::EchoRequest()).ok());
+}
+
+TEST_F(ConnectionTest, DeadPeerIsDetectedWithinSeconds) {
+  testing::FrameProxy proxy("127.0.0.1", server_->endpoints()[0].port);
+  ClientOptions o;
+  o.address = proxy.address();
+  o.server_principal = "heka/server@FAKE.TEST";
+  o.test_context = [] { return Result(testing::MakeFakeInitiator({})); };
+  o.connection.ping_interval = milliseconds(200);
+  o.connection.dead_after = milliseconds(1000);
+  auto client = Client::Create(runtime_, std::move(o));
+  auto conn = runtime_.BlockOn(client->GetConnection());
+  ASSERT_TRUE(conn.ok());
+  proxy.set_frozen(true);  // the network goes silent in both directions, nothing is closed
+  ASSERT_TRUE(WaitFor([&] { return (*conn)->closed(); }, std::chrono::seconds(5)));
+  EXPECT_EQ((*conn)->close_reason().code(), Code::kUnavailable);
+  EXPECT_NE((*conn)->close_reason().message().find("not responding"), std::string::npos);
+}
+
+TEST_F(ConnectionTest, StalledFrameClosesTheConnection) {
+  server_->Stop();
+  ServerOptions opts;
+  opts.connection.frame_timeout = milliseconds(500);
+  StartServer(opts);
+  testing::FrameProxy proxy("127.0.0.1", server_->endpoints()[0].port);
+  ClientOptions o;
+  o.address = proxy.address();
+  o.server_principal = "heka/server@FAKE.TEST";
+  o.test_context = [] { return Result(testing::MakeFakeInitiator({})); };
+  auto client = Client::Create(runtime_, std::move(o));
+  ASSERT_TRUE(Echo(*client, diag::EchoRequest()).ok());
+  // The next frame's length prefix arrives, then only half of its body, then nothing.
+  proxy.set_rewrite([](size_t index, const Bytes& f) {
+    if (index < 2) return std::vector<Bytes>{f};
+    return std::vector<Bytes>{Bytes(f.begin(), f.begin() + f.size() / 2)};
+  });
+  diag::EchoRequest req;
+  req.set_payload(std::string(1000, 'p'));
+  auto r = Echo(*client, req, milliseconds(5000));
+  EXPECT_FALSE(r.ok());
+  std::shared_ptr<Connection> server_side;
+  {
+    std::lock_guard lock(mu_);
+    ASSERT_FALSE(server_conns_.empty());
+    server_side = server_conns_.back();
+  }
+  ASSERT_TRUE(WaitFor([&] { return server_side->closed(); }, std::chrono::seconds(5)));
+  EXPECT_NE(server_side->close_reason().message().find("no progress inside a frame"),
+            std::string::npos) << server_side->close_reason().ToString();
 }
 
 }  // namespace

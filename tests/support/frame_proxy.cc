@@ -1,6 +1,7 @@
 #include "tests/support/frame_proxy.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include "rpc/asio.h"
 
@@ -18,6 +19,7 @@ struct FrameProxy::Impl {
   mutable std::mutex mu;
   Rewrite rewrite;  // mu
   Bytes recorded;   // mu
+  std::atomic<bool> frozen{false};
   std::thread thread;
 
   void Record(const uint8_t* p, size_t n) {
@@ -33,6 +35,7 @@ struct FrameProxy::Impl {
       size_t n = co_await from->async_read_some(asio::buffer(buf),
                                                 asio::redirect_error(asio::use_awaitable, ec));
       if (ec) break;
+      if (frozen) continue;
       Record(buf, n);
       co_await asio::async_write(*to, asio::buffer(buf, n),
                                  asio::redirect_error(asio::use_awaitable, ec));
@@ -63,6 +66,7 @@ struct FrameProxy::Impl {
         hook = rewrite;
       }
       std::vector<Bytes> out = hook ? hook(index, frame) : std::vector<Bytes>{frame};
+      if (frozen) out.clear();
       for (const Bytes& f : out) {
         co_await asio::async_write(*to, asio::buffer(f), asio::redirect_error(asio::use_awaitable, ec));
         if (ec) break;
@@ -113,6 +117,8 @@ void FrameProxy::set_rewrite(Rewrite rewrite) {
   std::lock_guard lock(impl_->mu);
   impl_->rewrite = std::move(rewrite);
 }
+
+void FrameProxy::set_frozen(bool frozen) { impl_->frozen = frozen; }
 
 Bytes FrameProxy::recorded() const {
   std::lock_guard lock(impl_->mu);

@@ -29,6 +29,8 @@ class FrameProxy {
   int port() const { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   void set_rewrite(Rewrite rewrite);
+  // While frozen, bytes in both directions are swallowed: the peers see a dead network.
+  void set_frozen(bool frozen);
   // Everything relayed so far, both directions.
   Bytes recorded() const;
   bool Contains(std::string_view needle) const;
