@@ -28,6 +28,11 @@ std::string_view CodeName(Code code) {
     case Code::kUnknownMethod: return "unknown method";
     case Code::kVersionMismatch: return "protocol version mismatch";
     case Code::kConnectionClosed: return "connection closed";
+    case Code::kNotLeader: return "not the leader";
+    case Code::kNoQuorum: return "no quorum";
+    case Code::kStale: return "stale member";
+    case Code::kLocked: return "locked";
+    case Code::kFenced: return "fenced";
   }
   return "unknown error";
 }

@@ -45,6 +45,13 @@ enum class Code : uint32_t {
   kUnknownMethod = 202,
   kVersionMismatch = 203,
   kConnectionClosed = 204,
+
+  // dbserver/: the replicated database.
+  kNotLeader = 300,            // this member is not the leader; the reply names one to try
+  kNoQuorum = 301,             // fewer than a majority of members are reachable: writes fail
+  kStale = 302,                // this member lost its leader: it refuses authorisation reads
+  kLocked = 303,               // a volume operation lock is held by someone else
+  kFenced = 304,               // a lock generation that is no longer current
 };
 
 // Returns the stable, lower-case name of a code ("permission denied").
