@@ -4,7 +4,8 @@ HEKA_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libkrb5-dev krb5-kdc krb5-admin-server krb5-user
   libssl-dev libboost-dev libprotobuf-dev protobuf-compiler
-  libspdlog-dev libfmt-dev
+  libspdlog-dev libfmt-dev libtomlplusplus-dev
+  libraft-dev libuv1-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev
   clang libclang-rt-14-dev faketime
 )

@@ -1,0 +1,362 @@
+#include "dbserver/raft/node.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <future>
+
+namespace heka::db {
+namespace {
+
+constexpr size_t kEntryHeader = 4;  // little-endian length of the protobuf that follows
+
+// RAFT-NOTES trap 1: every entry buffer must be a multiple of 8 bytes, from raft_malloc.
+raft_buffer EncodeEntry(const Command& cmd) {
+  size_t size = cmd.ByteSizeLong();
+  size_t padded = (kEntryHeader + size + 7) & ~size_t{7};
+  auto* base = static_cast<uint8_t*>(raft_malloc(padded));
+  std::memset(base, 0, padded);
+  for (int i = 0; i < 4; ++i) base[i] = static_cast<uint8_t>(size >> (8 * i));
+  cmd.SerializeWithCachedSizesToArray(base + kEntryHeader);
+  return raft_buffer{base, padded};
+}
+
+bool DecodeEntry(const raft_buffer& buf, Command* cmd) {
+  if (buf.len < kEntryHeader) return false;
+  const auto* p = static_cast<const uint8_t*>(buf.base);
+  size_t size = 0;
+  for (int i = 0; i < 4; ++i) size |= size_t{p[i]} << (8 * i);
+  if (size > buf.len - kEntryHeader) return false;
+  return cmd->ParseFromArray(p + kEntryHeader, static_cast<int>(size));
+}
+
+std::string RoleName(int state) {
+  switch (state) {
+    case RAFT_LEADER: return "leader";
+    case RAFT_FOLLOWER: return "follower";
+    case RAFT_CANDIDATE: return "candidate";
+    default: return "unavailable";
+  }
+}
+
+struct ChangeRequest {
+  raft_change req{};
+  std::function<void(Status)> done;
+};
+
+Status RaftError(int rv, const char* what, raft* r) {
+  std::string msg = std::string(what) + ": " + raft_strerror(rv);
+  if (r && raft_errmsg(r) && *raft_errmsg(r)) msg += std::string(" (") + raft_errmsg(r) + ")";
+  if (rv == RAFT_NOTLEADER) return Error(Code::kNotLeader, msg);
+  if (rv == RAFT_LEADERSHIPLOST) return Error(Code::kNoQuorum, msg);
+  return Error(Code::kUnavailable, msg);
+}
+
+}  // namespace
+
+struct RaftNode::PendingWrite {
+  struct raft_apply req{};
+  RaftNode* node = nullptr;
+  WriteDone done;
+  std::optional<CommandResult> result;
+};
+
+RaftNode::RaftNode(RaftNodeOptions options, StateMachine& state, RaftTransport& transport,
+                   UvLoop& loop)
+    : options_(std::move(options)), state_(state), transport_(transport), loop_(loop) {
+  fsm_.version = 2;
+  fsm_.data = this;
+  fsm_.apply = &RaftNode::FsmApply;
+  fsm_.snapshot = &RaftNode::FsmSnapshot;
+  fsm_.snapshot_finalize = &RaftNode::FsmSnapshotFinalize;
+  fsm_.restore = &RaftNode::FsmRestore;
+  last_leader_seen_ = std::chrono::steady_clock::now();
+}
+
+RaftNode::~RaftNode() { Stop(); }
+
+Status RaftNode::Start() {
+  std::promise<Status> started;
+  auto f = started.get_future();
+  loop_.Post([this, &started] { StartOnLoop(&started); });
+  Status s = f.get();
+  started_ = s.ok();
+  return s;
+}
+
+void RaftNode::StartOnLoop(std::promise<Status>* started) {
+  int rv = raft_uv_init(&io_, loop_.loop(), options_.raft_dir.c_str(), transport_.raw());
+  if (rv != 0) {
+    started->set_value(Error(Code::kIoError, std::string("raft_uv_init in ") + options_.raft_dir +
+                                                 ": " + io_.errmsg));
+    return;
+  }
+  raft_uv_set_auto_recovery(&io_, false);  // trap 2: never silently drop log entries
+  raft_uv_set_connect_retry_delay(&io_, 100);
+  rv = raft_init(&raft_, &io_, &fsm_, options_.id, options_.address.c_str());
+  if (rv != 0) {
+    started->set_value(RaftError(rv, "raft_init", &raft_));
+    return;
+  }
+  raft_set_pre_vote(&raft_, true);
+  raft_set_election_timeout(&raft_, options_.election_timeout_ms);
+  raft_set_heartbeat_timeout(&raft_, options_.heartbeat_timeout_ms);
+  raft_set_snapshot_threshold(&raft_, options_.snapshot_threshold);
+  raft_set_snapshot_trailing(&raft_, options_.snapshot_trailing);
+  if (!options_.bootstrap.empty()) {
+    raft_configuration conf;
+    raft_configuration_init(&conf);
+    for (const auto& p : options_.bootstrap) {
+      raft_configuration_add(&conf, p.id, p.address.c_str(), RAFT_VOTER);
+    }
+    rv = raft_bootstrap(&raft_, &conf);
+    raft_configuration_close(&conf);
+    if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) {
+      started->set_value(RaftError(rv, "raft_bootstrap", &raft_));
+      return;
+    }
+    if (rv == 0) spdlog::info("raft: bootstrapped a new cluster of {} members", options_.bootstrap.size());
+  }
+  rv = raft_start(&raft_);
+  if (rv != 0) {
+    started->set_value(RaftError(rv, "raft_start", &raft_));
+    return;
+  }
+  uv_timer_init(loop_.loop(), &tick_);
+  tick_.data = this;
+  uv_timer_start(&tick_, &RaftNode::OnTick, 0, 100);
+  spdlog::info("raft: member {} started at {} (applied {})", options_.id, options_.address,
+               state_.last_applied());
+  started->set_value(Status::Ok());
+}
+
+void RaftNode::Stop() {
+  if (!started_ || stopped_) return;
+  stopped_ = true;
+  loop_.Stop([this](std::function<void()> done) {
+    uv_timer_stop(&tick_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
+    raft_.data = new std::function<void()>(std::move(done));
+    raft_close(&raft_, [](raft* r) {
+      auto* done = static_cast<std::function<void()>*>(r->data);
+      auto* self = static_cast<RaftNode*>(r->fsm->data);
+      raft_uv_close(&self->io_);
+      for (auto& [index, p] : self->pending_by_index_) {
+        p->done(Error(Code::kUnavailable, "the database server is shutting down"));
+      }
+      self->pending_by_index_.clear();
+      (*done)();
+      delete done;
+    });
+  });
+}
+
+// --- The state machine callbacks (loop thread). -------------------------------------------
+
+int RaftNode::FsmApply(raft_fsm* fsm, const raft_buffer* buf, void** result) {
+  auto* self = static_cast<RaftNode*>(fsm->data);
+  *result = nullptr;
+  // C-Raft advances last_applied after this callback returns.
+  uint64_t index = raft_last_applied(&self->raft_) + 1;
+  Command cmd;
+  if (!DecodeEntry(*buf, &cmd)) {
+    spdlog::critical("raft: log entry {} cannot be decoded; stopping so nothing is skipped", index);
+    _exit(3);
+  }
+  Result<CommandResult> r = self->state_.Apply(index, cmd);
+  if (!r.ok()) {
+    spdlog::critical("raft: cannot apply log entry {}: {}; stopping this member", index,
+                     r.status().ToString());
+    _exit(3);
+  }
+  r->set_index(index);
+  auto it = self->pending_by_index_.find(index);
+  if (it != self->pending_by_index_.end()) it->second->result = std::move(*r);
+  return 0;
+}
+
+int RaftNode::FsmSnapshot(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n) {
+  auto* self = static_cast<RaftNode*>(fsm->data);
+  uint64_t applied = self->state_.last_applied();
+  Result<Bytes> image = self->state_.Snapshot();
+  if (!image.ok()) {
+    spdlog::error("raft: snapshot failed: {}", image.status().ToString());
+    return RAFT_IOERR;
+  }
+  auto* base = static_cast<uint8_t*>(raft_malloc(8 + image->size()));
+  for (int i = 0; i < 8; ++i) base[i] = static_cast<uint8_t>(applied >> (8 * i));
+  std::memcpy(base + 8, image->data(), image->size());
+  *bufs = static_cast<raft_buffer*>(raft_malloc(sizeof(raft_buffer)));
+  (*bufs)[0] = raft_buffer{base, 8 + image->size()};
+  *n = 1;
+  return 0;
+}
+
+int RaftNode::FsmSnapshotFinalize(raft_fsm*, raft_buffer* bufs[], unsigned* n) {
+  for (unsigned i = 0; i < *n; ++i) raft_free((*bufs)[i].base);
+  raft_free(*bufs);
+  *bufs = nullptr;
+  *n = 0;
+  return 0;
+}
+
+int RaftNode::FsmRestore(raft_fsm* fsm, raft_buffer* buf) {
+  auto* self = static_cast<RaftNode*>(fsm->data);
+  const auto* p = static_cast<const uint8_t*>(buf->base);
+  if (buf->len < 8) {
+    raft_free(buf->base);
+    return RAFT_CORRUPT;
+  }
+  uint64_t applied = 0;
+  for (int i = 0; i < 8; ++i) applied |= uint64_t{p[i]} << (8 * i);
+  int rv = 0;
+  // At start-up raft restores its latest snapshot; the database on disk is usually newer
+  // (it is the source of truth), and then the snapshot is not needed.
+  if (applied > self->state_.last_applied()) {
+    Status s = self->state_.Restore(ByteView(p + 8, buf->len - 8));
+    if (!s.ok()) {
+      spdlog::error("raft: installing a snapshot failed: {}", s.ToString());
+      rv = RAFT_IOERR;
+    } else {
+      spdlog::info("raft: installed a snapshot at index {}", applied);
+    }
+  }
+  raft_free(buf->base);
+  return rv;
+}
+
+// --- Writes and membership (any thread -> loop thread). --------------------------------------
+
+void RaftNode::Propose(const Command& command, WriteDone done) {
+  loop_.Post([this, command, done = std::move(done)]() mutable {
+    if (stopped_ || raft_state(&raft_) != RAFT_LEADER) {
+      raft_id id = 0;
+      const char* address = nullptr;
+      raft_leader(&raft_, &id, &address);
+      done(Error(Code::kNotLeader, id ? std::string("the leader is ") + address
+                                      : std::string("no leader: fewer than a majority of "
+                                                    "members are reachable")));
+      return;
+    }
+    raft_buffer buf = EncodeEntry(command);
+    auto* p = new PendingWrite();
+    p->req.data = p;
+    p->node = this;
+    p->done = std::move(done);
+    int rv = raft_apply(&raft_, &p->req, &buf, 1, &RaftNode::OnApplied);
+    if (rv != 0) {
+      raft_free(buf.base);
+      p->done(RaftError(rv, "raft_apply", &raft_));
+      delete p;
+      return;
+    }
+    pending_by_index_[p->req.index] = p;
+  });
+}
+
+void RaftNode::OnApplied(struct raft_apply* req, int status, void*) {
+  auto* p = static_cast<PendingWrite*>(req->data);
+  p->node->pending_by_index_.erase(req->index);
+  if (status == 0 && p->result) {
+    p->done(std::move(*p->result));
+  } else if (status == RAFT_LEADERSHIPLOST) {
+    p->done(Error(Code::kNoQuorum,
+                  "leadership was lost before the write committed (outcome unknown; a retry "
+                  "with the same request id is safe)"));
+  } else if (status == RAFT_NOTLEADER) {
+    p->done(Error(Code::kNotLeader, "this member stopped being the leader"));
+  } else {
+    p->done(Error(Code::kUnavailable, std::string("write failed: ") + raft_strerror(status)));
+  }
+  delete p;
+}
+
+void RaftNode::ChangeMember(ChangeMemberRequest::Op op, uint64_t id, const std::string& address,
+                            std::function<void(Status)> done) {
+  loop_.Post([this, op, id, address, done = std::move(done)]() mutable {
+    auto* c = new ChangeRequest();
+    c->req.data = c;
+    c->done = std::move(done);
+    auto cb = [](raft_change* req, int status) {
+      auto* c = static_cast<ChangeRequest*>(req->data);
+      c->done(status == 0 ? Status::Ok()
+                          : Error(Code::kUnavailable, std::string("membership change failed: ") +
+                                                          raft_strerror(status)));
+      delete c;
+    };
+    int rv = 0;
+    switch (op) {
+      case ChangeMemberRequest::ADD: rv = raft_add(&raft_, &c->req, id, address.c_str(), cb); break;
+      case ChangeMemberRequest::PROMOTE: rv = raft_assign(&raft_, &c->req, id, RAFT_VOTER, cb); break;
+      case ChangeMemberRequest::REMOVE: rv = raft_remove(&raft_, &c->req, id, cb); break;
+      default: rv = RAFT_INVALID;
+    }
+    if (rv != 0) {
+      c->done(RaftError(rv, "membership change", &raft_));
+      delete c;
+    }
+  });
+}
+
+void RaftNode::Transfer(uint64_t id, std::function<void(Status)> done) {
+  loop_.Post([this, id, done = std::move(done)]() mutable {
+    auto* t = new struct raft_transfer();
+    auto* holder = new std::function<void(Status)>(std::move(done));
+    t->data = holder;
+    int rv = raft_transfer(&raft_, t, id, [](struct raft_transfer* req) {
+      auto* d = static_cast<std::function<void(Status)>*>(req->data);
+      (*d)(Status::Ok());
+      delete d;
+      delete req;
+    });
+    if (rv != 0) {
+      (*holder)(RaftError(rv, "leadership transfer", &raft_));
+      delete holder;
+      delete t;
+    }
+  });
+}
+
+// --- Status (published every tick). ----------------------------------------------------------
+
+void RaftNode::OnTick(uv_timer_t* timer) { static_cast<RaftNode*>(timer->data)->UpdateStatus(); }
+
+void RaftNode::UpdateStatus() {
+  NodeStatus s;
+  int state = raft_state(&raft_);
+  s.role = RoleName(state);
+  s.term = raft_.current_term;
+  s.commit_index = raft_.commit_index;
+  s.applied = state_.last_applied();
+  raft_id leader = 0;
+  const char* address = nullptr;
+  raft_leader(&raft_, &leader, &address);
+  s.leader_id = leader;
+  s.leader_address = address ? address : "";
+  for (unsigned i = 0; i < raft_.configuration.n; ++i) {
+    const raft_server& srv = raft_.configuration.servers[i];
+    MemberStatus m;
+    m.set_id(srv.id);
+    m.set_address(srv.address);
+    m.set_role(srv.role == RAFT_VOTER ? "voter" : srv.role == RAFT_STANDBY ? "standby" : "spare");
+    s.members.push_back(m);
+  }
+  auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(status_mu_);
+  if (leader != 0) last_leader_seen_ = now;
+  s.stale = now - last_leader_seen_ > options_.stale_after;
+  status_ = std::move(s);
+}
+
+NodeStatus RaftNode::status() const {
+  std::lock_guard lock(status_mu_);
+  return status_;
+}
+
+bool RaftNode::stale() const {
+  std::lock_guard lock(status_mu_);
+  return std::chrono::steady_clock::now() - last_leader_seen_ > options_.stale_after;
+}
+
+}  // namespace heka::db

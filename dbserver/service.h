@@ -1,0 +1,42 @@
+// DbService: the heka.db.Db RPC handlers of one member. Decodes, authorises, and hands
+// writes to Raft (leader only) and reads to the StateMachine (any member; authorisation
+// reads refused by a stale member). Provider administrators come from the config.
+// Thread-safe: handlers run concurrently on the Asio threads.
+#pragma once
+
+#include <set>
+#include <string>
+
+#include "dbserver/config.h"
+#include "dbserver/raft/node.h"
+#include "dbserver/state/state_machine.h"
+#include "rpc/registry.h"
+#include "rpc/runtime.h"
+
+namespace heka::db {
+
+class DbService {
+ public:
+  DbService(const DbServerConfig& config, StateMachine& state, RaftNode& node,
+            rpc::Runtime& runtime);
+
+  void Register(rpc::HandlerRegistry& registry);
+  // Called periodically: on a new cluster, the leader records the configured members in the
+  // replicated member list (SetMember), which later admissions rely on.
+  void MaybeSeedMembers();
+
+  Caller CallerOf(const krb::Identity& peer) const;
+
+ private:
+  // Proposes `cmd` and waits for its result (as an RPC-level error when it did not apply).
+  rpc::awaitable<Result<CommandResult>> Propose(Command cmd);
+  Status NotLeader() const;
+
+  const DbServerConfig& config_;
+  StateMachine& state_;
+  RaftNode& node_;
+  rpc::Runtime& runtime_;
+  std::set<std::string> admins_;
+};
+
+}  // namespace heka::db
