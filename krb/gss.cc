@@ -57,6 +57,29 @@ Result<gss_name_t> ImportPrincipal(const std::string& principal) {
   return name;
 }
 
+// gss_acquire_cred_from for `principal` (empty: any) from the given credential store.
+Status AcquireCred(const std::string& principal,
+                   std::vector<gss_key_value_element_desc>& elems, gss_cred_usage_t usage,
+                   gss_cred_id_t* cred) {
+  gss_key_value_set_desc store{static_cast<OM_uint32>(elems.size()), elems.data()};
+  gss_name_t desired = GSS_C_NO_NAME;
+  if (!principal.empty()) {
+    auto n = ImportPrincipal(principal);
+    if (!n.ok()) return n.status();
+    desired = *n;
+  }
+  OM_uint32 minor = 0;
+  OM_uint32 major = gss_acquire_cred_from(&minor, desired, GSS_C_INDEFINITE, GSS_C_NO_OID_SET,
+                                          usage, elems.empty() ? nullptr : &store, cred, nullptr,
+                                          nullptr);
+  if (desired != GSS_C_NO_NAME) {
+    OM_uint32 ignored = 0;
+    gss_release_name(&ignored, &desired);
+  }
+  if (GSS_ERROR(major)) return GssError("gss_acquire_cred", major, minor);
+  return Status::Ok();
+}
+
 // The realm's allowed clock skew ([libdefaults] clockskew, default 300 s). MIT adds it to an
 // acceptor's context lifetime; Heka takes it off again so a server closes a connection when
 // the client's ticket ends, not five minutes later.
@@ -169,45 +192,18 @@ Result<std::unique_ptr<SecurityContext>> SecurityContext::Initiator(
   std::vector<gss_key_value_element_desc> elems;
   if (!creds.ccache.empty()) elems.push_back({"ccache", creds.ccache.c_str()});
   if (!creds.keytab.empty()) elems.push_back({"client_keytab", creds.keytab.c_str()});
-  gss_key_value_set_desc store{static_cast<OM_uint32>(elems.size()), elems.data()};
-  gss_name_t desired = GSS_C_NO_NAME;
-  if (!creds.principal.empty()) {
-    auto n = ImportPrincipal(creds.principal);
-    if (!n.ok()) return n.status();
-    desired = *n;
+  if (Status s = AcquireCred(creds.principal, elems, GSS_C_INITIATE, &sc->h.cred); !s.ok()) {
+    return s.WithContext("acquiring client credentials");
   }
-  OM_uint32 minor = 0;
-  OM_uint32 major = gss_acquire_cred_from(&minor, desired, GSS_C_INDEFINITE, GSS_C_NO_OID_SET,
-                                          GSS_C_INITIATE, elems.empty() ? nullptr : &store,
-                                          &sc->h.cred, nullptr, nullptr);
-  if (desired != GSS_C_NO_NAME) {
-    OM_uint32 m2 = 0;
-    gss_release_name(&m2, &desired);
-  }
-  if (GSS_ERROR(major)) return GssError("acquiring client credentials", major, minor);
   return std::unique_ptr<SecurityContext>(std::move(sc));
 }
 
 Result<std::unique_ptr<SecurityContext>> SecurityContext::Acceptor(const ServerCredentials& creds) {
   auto sc = std::make_unique<GssContext>(false);
   if (creds.keytab.empty()) return Error(Code::kInvalidArgument, "server keytab not configured");
-  gss_key_value_element_desc elem{"keytab", creds.keytab.c_str()};
-  gss_key_value_set_desc store{1, &elem};
-  gss_name_t desired = GSS_C_NO_NAME;
-  if (!creds.principal.empty()) {
-    auto n = ImportPrincipal(creds.principal);
-    if (!n.ok()) return n.status();
-    desired = *n;
-  }
-  OM_uint32 minor = 0;
-  OM_uint32 major = gss_acquire_cred_from(&minor, desired, GSS_C_INDEFINITE, GSS_C_NO_OID_SET,
-                                          GSS_C_ACCEPT, &store, &sc->h.cred, nullptr, nullptr);
-  if (desired != GSS_C_NO_NAME) {
-    OM_uint32 m2 = 0;
-    gss_release_name(&m2, &desired);
-  }
-  if (GSS_ERROR(major)) {
-    return GssError(("acquiring server key from " + creds.keytab).c_str(), major, minor);
+  std::vector<gss_key_value_element_desc> elems = {{"keytab", creds.keytab.c_str()}};
+  if (Status s = AcquireCred(creds.principal, elems, GSS_C_ACCEPT, &sc->h.cred); !s.ok()) {
+    return s.WithContext("acquiring server key from " + creds.keytab);
   }
   return std::unique_ptr<SecurityContext>(std::move(sc));
 }

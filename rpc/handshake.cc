@@ -52,23 +52,38 @@ awaitable<Status> WriteFrame(tcp::socket& socket, const google::protobuf::Messag
   co_return Status::Ok();
 }
 
-// Reads one plaintext handshake frame (at most kMaxHandshakeFrame) into `msg`.
+// A handshake frame as read: its length prefix and its payload.
+struct RawFrame {
+  uint8_t prefix[kLengthPrefixSize];
+  Bytes body;
+};
+
+// Reads one handshake-sized frame (at most kMaxHandshakeFrame bytes).
+awaitable<Result<RawFrame>> ReadRawFrame(tcp::socket& socket) {
+  RawFrame f;
+  boost::system::error_code ec;
+  co_await asio::async_read(socket, asio::buffer(f.prefix),
+                            asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return Error(Code::kUnavailable, "handshake read failed: " + ec.message());
+  Result<uint32_t> len = DecodeLength(f.prefix, kMaxHandshakeFrame);
+  if (!len.ok()) {
+    co_return Error(Code::kProtocolError, "bad handshake frame: " + len.status().message());
+  }
+  f.body.resize(*len);
+  co_await asio::async_read(socket, asio::buffer(f.body),
+                            asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return Error(Code::kUnavailable, "handshake read failed: " + ec.message());
+  co_return f;
+}
+
+// Reads one plaintext handshake frame into `msg`.
 awaitable<Status> ReadFrame(tcp::socket& socket, google::protobuf::MessageLite* msg,
                             Transcript& transcript) {
-  uint8_t prefix[kLengthPrefixSize];
-  boost::system::error_code ec;
-  co_await asio::async_read(socket, asio::buffer(prefix),
-                            asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return Error(Code::kUnavailable, "handshake read failed: " + ec.message());
-  Result<uint32_t> len = DecodeLength(prefix, kMaxHandshakeFrame);
-  if (!len.ok()) co_return Error(Code::kProtocolError, "bad handshake frame: " + len.status().message());
-  Bytes body(*len);
-  co_await asio::async_read(socket, asio::buffer(body),
-                            asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return Error(Code::kUnavailable, "handshake read failed: " + ec.message());
-  transcript.Add(ByteView(prefix, kLengthPrefixSize));
-  transcript.Add(body);
-  if (!msg->ParseFromArray(body.data(), static_cast<int>(body.size()))) {
+  Result<RawFrame> f = co_await ReadRawFrame(socket);
+  if (!f.ok()) co_return f.status();
+  transcript.Add(ByteView(f->prefix, kLengthPrefixSize));
+  transcript.Add(f->body);
+  if (!msg->ParseFromArray(f->body.data(), static_cast<int>(f->body.size()))) {
     co_return Error(Code::kProtocolError, "malformed handshake message");
   }
   co_return Status::Ok();
@@ -123,18 +138,10 @@ awaitable<Status> WriteFinished(tcp::socket& socket, FrameCipher& cipher, const 
 }
 
 awaitable<Result<ServerFinished>> ReadFinished(tcp::socket& socket, FrameCipher& cipher) {
-  uint8_t prefix[kLengthPrefixSize];
-  boost::system::error_code ec;
-  co_await asio::async_read(socket, asio::buffer(prefix),
-                            asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return Error(Code::kUnavailable, "handshake read failed: " + ec.message());
-  Result<uint32_t> len = DecodeLength(prefix, kMaxHandshakeFrame);
-  if (!len.ok()) co_return len.status();
-  Bytes body(*len);
-  co_await asio::async_read(socket, asio::buffer(body),
-                            asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return Error(Code::kUnavailable, "handshake read failed: " + ec.message());
-  if (!cipher.Open(ByteView(prefix, kLengthPrefixSize), body).ok()) {
+  Result<RawFrame> f = co_await ReadRawFrame(socket);
+  if (!f.ok()) co_return f.status();
+  Bytes& body = f->body;
+  if (!cipher.Open(ByteView(f->prefix, kLengthPrefixSize), body).ok()) {
     co_return Error(Code::kAuthFailed,
                     "handshake integrity check failed: the keys differ (tampering or downgrade)");
   }
