@@ -8,4 +8,33 @@ namespace heka::cli {
 
 int RpcPing(int argc, char** argv);
 
+// pts: the PTDB (pts.cc, pts_show.cc).
+int PtsCreateUser(int argc, char** argv);
+int PtsCreateGroup(int argc, char** argv);
+int PtsDelete(int argc, char** argv);
+int PtsAddUser(int argc, char** argv);
+int PtsRemoveUser(int argc, char** argv);
+int PtsRename(int argc, char** argv);
+int PtsMembership(int argc, char** argv);
+int PtsExamine(int argc, char** argv);
+int PtsListOwned(int argc, char** argv);
+int PtsListEntries(int argc, char** argv);
+
+// cell: tenants' cells (cell.cc).
+int CellCreate(int argc, char** argv);
+int CellList(int argc, char** argv);
+int CellShow(int argc, char** argv);
+int CellDelete(int argc, char** argv);
+int CellAddRealm(int argc, char** argv);
+
+// vos: the VLDB side (vos_vldb.cc).
+int VosListVldb(int argc, char** argv);
+int VosExamine(int argc, char** argv);
+
+// db: the replicated database itself (db.cc).
+int DbStatus(int argc, char** argv);
+int DbBackup(int argc, char** argv);
+int DbAddMember(int argc, char** argv);
+int DbRemoveMember(int argc, char** argv);
+
 }  // namespace heka::cli

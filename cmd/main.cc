@@ -18,6 +18,29 @@ using Command = std::function<int(int, char**)>;
 const std::map<std::string, std::map<std::string, Command>>& Suites() {
   static const std::map<std::string, std::map<std::string, Command>> suites = {
       {"rpc", {{"ping", heka::cli::RpcPing}}},
+      {"pts",
+       {{"createuser", heka::cli::PtsCreateUser},
+        {"creategroup", heka::cli::PtsCreateGroup},
+        {"delete", heka::cli::PtsDelete},
+        {"adduser", heka::cli::PtsAddUser},
+        {"removeuser", heka::cli::PtsRemoveUser},
+        {"rename", heka::cli::PtsRename},
+        {"membership", heka::cli::PtsMembership},
+        {"examine", heka::cli::PtsExamine},
+        {"listowned", heka::cli::PtsListOwned},
+        {"listentries", heka::cli::PtsListEntries}}},
+      {"cell",
+       {{"create", heka::cli::CellCreate},
+        {"list", heka::cli::CellList},
+        {"show", heka::cli::CellShow},
+        {"delete", heka::cli::CellDelete},
+        {"addrealm", heka::cli::CellAddRealm}}},
+      {"vos", {{"listvldb", heka::cli::VosListVldb}, {"examine", heka::cli::VosExamine}}},
+      {"db",
+       {{"status", heka::cli::DbStatus},
+        {"backup", heka::cli::DbBackup},
+        {"addmember", heka::cli::DbAddMember},
+        {"removemember", heka::cli::DbRemoveMember}}},
   };
   return suites;
 }

@@ -74,7 +74,6 @@ awaitable<Result<CommandResult>> DbService::Propose(Command cmd) {
         });
       },
       asio::use_awaitable, &node_, std::move(cmd));
-  if (!r.ok() && r.status().code() == Code::kNotLeader) co_return NotLeader();
   co_return r;
 }
 

@@ -234,9 +234,11 @@ void RaftNode::Propose(const Command& command, WriteDone done) {
       raft_id id = 0;
       const char* address = nullptr;
       raft_leader(&raft_, &id, &address);
-      done(Error(Code::kNotLeader, id ? std::string("the leader is ") + address
-                                      : std::string("no leader: fewer than a majority of "
-                                                    "members are reachable")));
+      if (id != 0) {
+        done(Error(Code::kNotLeader, std::string("leader=") + address));
+      } else {
+        done(Error(Code::kNoQuorum, "no leader: fewer than a majority of DB members are reachable"));
+      }
       return;
     }
     raft_buffer buf = EncodeEntry(command);

@@ -23,7 +23,11 @@ Result<std::unique_ptr<Database>> Database::Open(const std::string& path) {
   if (rc != SQLITE_OK) return SqliteStatus(raw, rc, "open " + path);
   sqlite3_extended_result_codes(raw, 1);
   // journal_mode answers with a row, so it goes through a statement rather than Exec.
-  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+  // synchronous=NORMAL: in WAL mode a commit is atomic and survives a process crash; only an
+  // OS crash can lose the newest commits, and those entries are still in the Raft log (which
+  // is fsynced before anything commits), so the member re-applies them at start. Snapshots
+  // checkpoint (and so sync) the WAL before Raft may truncate its log.
+  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
                              "PRAGMA foreign_keys=OFF", "PRAGMA busy_timeout=5000"}) {
     sqlite3_stmt* stmt = nullptr;
     rc = sqlite3_prepare_v2(raw, pragma, -1, &stmt, nullptr);
