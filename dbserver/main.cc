@@ -2,15 +2,20 @@
 //   heka-dbserver --config FILE [--bootstrap] [--log FILE]
 // --bootstrap: on the first start of a brand-new cluster, make the configured [[peers]] the
 // initial voters (every initial member gets the same list; harmless on later starts).
+//   heka-dbserver --config FILE --restore BACKUP   fill an empty member from a backup, exit
+//   heka-dbserver --config FILE --recover          make this member the sole voter, exit
+// (docs/admin-db.md explains both.)
 #include <getopt.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 
 #include "dbserver/config.h"
 #include "dbserver/raft/node.h"
+#include "dbserver/raft/recover.h"
 #include "dbserver/raft/transport.h"
 #include "dbserver/service.h"
 #include "dbserver/state/state_machine.h"
@@ -23,12 +28,47 @@ namespace {
 struct Args {
   std::string config;
   std::string log;
+  std::string restore;
   bool bootstrap = false;
+  bool recover = false;
 };
 
 int Usage() {
-  std::fprintf(stderr, "usage: heka-dbserver --config FILE [--bootstrap] [--log FILE]\n");
+  std::fprintf(stderr,
+               "usage: heka-dbserver --config FILE [--bootstrap] [--log FILE]\n"
+               "       heka-dbserver --config FILE --restore BACKUP\n"
+               "       heka-dbserver --config FILE --recover\n");
   return 2;
+}
+
+// Offline: fills an empty member from a `heka db backup` image.
+int Restore(const heka::db::DbServerConfig& config, const std::string& backup) {
+  using namespace heka;
+  std::error_code ec;
+  std::string raft_dir = config.data_dir + "/raft";
+  if (std::filesystem::exists(raft_dir, ec) && !std::filesystem::is_empty(raft_dir, ec)) {
+    spdlog::critical("{} already holds a Raft log: restore only into an empty data_dir", raft_dir);
+    return 1;
+  }
+  std::ifstream in(backup, std::ios::binary);
+  Bytes image((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) {
+    spdlog::critical("cannot read {}", backup);
+    return 1;
+  }
+  std::filesystem::create_directories(config.data_dir, ec);
+  auto state = db::StateMachine::Open(config.data_dir + "/db.sqlite");
+  if (!state.ok()) {
+    spdlog::critical("cannot open the database: {}", state.status().ToString());
+    return 1;
+  }
+  if (Status s = (*state)->RestoreAsNewLog(image); !s.ok()) {
+    spdlog::critical("restore from {} failed: {}", backup, s.ToString());
+    return 1;
+  }
+  spdlog::info("restored {} ({} bytes) into {}; start the members with --bootstrap", backup,
+               image.size(), config.data_dir);
+  return 0;
 }
 
 int Run(const Args& args) {
@@ -38,6 +78,16 @@ int Run(const Args& args) {
   if (!config.ok()) {
     spdlog::critical("{}", config.status().ToString());
     return 1;
+  }
+  if (!args.restore.empty()) return Restore(*config, args.restore);
+  if (args.recover) {
+    Status s = RecoverAsSoleVoter(config->id, config->address, config->data_dir + "/raft");
+    if (!s.ok()) {
+      spdlog::critical("recovery failed: {}", s.ToString());
+      return 1;
+    }
+    spdlog::info("member {} is now the only voter; start it, then add new members", config->id);
+    return 0;
   }
   std::error_code ec;
   std::filesystem::create_directories(config->data_dir + "/raft", ec);
@@ -140,12 +190,16 @@ int main(int argc, char** argv) {
   static option opts[] = {{"config", required_argument, nullptr, 'c'},
                           {"bootstrap", no_argument, nullptr, 'b'},
                           {"log", required_argument, nullptr, 'l'},
+                          {"restore", required_argument, nullptr, 'r'},
+                          {"recover", no_argument, nullptr, 'R'},
                           {nullptr, 0, nullptr, 0}};
   for (int c; (c = getopt_long_only(argc, argv, "", opts, nullptr)) != -1;) {
     switch (c) {
       case 'c': args.config = optarg; break;
       case 'b': args.bootstrap = true; break;
       case 'l': args.log = optarg; break;
+      case 'r': args.restore = optarg; break;
+      case 'R': args.recover = true; break;
       default: return Usage();
     }
   }

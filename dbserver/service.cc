@@ -336,6 +336,8 @@ void DbService::Register(rpc::HandlerRegistry& registry) {
         if (!caller.provider_admin) {
           co_return Error(Code::kPermissionDenied, caller.principal + " is not a provider administrator");
         }
+        // Only the leader has applied every acknowledged write.
+        if (node_.status().role != "leader") co_return NotLeader();
         auto image = co_await rpc::RunBlocking(runtime_.blocking_pool(), [this] {
           return std::make_pair(state_.last_applied(), state_.Snapshot());
         });

@@ -131,7 +131,7 @@ awaitable<Result<std::shared_ptr<Connection>>> Client::ConnectOnce() {
   std::string remote = options_.address;
   auto conn = Connection::Create(std::move(socket), std::move(*session), options_.handlers,
                                  options_.connection, remote);
-  spdlog::info("rpc: connected to {} ({}) as {}", conn->peer().principal(), remote,
+  spdlog::debug("rpc: connected to {} ({}) as {}", conn->peer().principal(), remote,
                conn->self().principal());
   conn->Start();
   co_return conn;

@@ -348,7 +348,7 @@ void Connection::CloseOnStrand(Status reason) {
   }
   const char* dir = is_client_ ? "to" : "from";
   if (reason.code() == Code::kConnectionClosed) {
-    spdlog::info("rpc: connection {} {} ({}) closed: {}", dir, peer_.principal(), remote_,
+    spdlog::debug("rpc: connection {} {} ({}) closed: {}", dir, peer_.principal(), remote_,
                  reason.ToString());
   } else {
     spdlog::warn("rpc: connection {} {} ({}) closed: {}", dir, peer_.principal(), remote_,

@@ -152,7 +152,7 @@ awaitable<void> Server::Serve(std::shared_ptr<Server> self, tcp::socket socket) 
     });
     self->connections_.push_back(conn);
   }
-  spdlog::info("rpc: accepted {} from {}", conn->peer().principal(), remote);
+  spdlog::debug("rpc: accepted {} from {}", conn->peer().principal(), remote);
   if (self->options_.on_connect) self->options_.on_connect(conn);
   conn->Start();
 }

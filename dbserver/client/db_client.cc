@@ -362,7 +362,7 @@ awaitable<Result<ChangeMemberReply>> DbClient::ChangeMember(ChangeMemberRequest 
 }
 
 awaitable<Result<BackupReply>> DbClient::Backup() {
-  co_return co_await Routed<BackupReply>("heka.db.Db.Backup", BackupRequest(), Route::kPreferLeader,
+  co_return co_await Routed<BackupReply>("heka.db.Db.Backup", BackupRequest(), Route::kLeader,
                                          options_.retry_deadline, options_.backup_timeout);
 }
 

@@ -1,35 +1,12 @@
 #include "dbserver/raft/node.h"
 
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
-#include <cstring>
 #include <future>
+#include <optional>
 
 namespace heka::db {
 namespace {
-
-constexpr size_t kEntryHeader = 4;  // little-endian length of the protobuf that follows
-
-// RAFT-NOTES trap 1: every entry buffer must be a multiple of 8 bytes, from raft_malloc.
-raft_buffer EncodeEntry(const Command& cmd) {
-  size_t size = cmd.ByteSizeLong();
-  size_t padded = (kEntryHeader + size + 7) & ~size_t{7};
-  auto* base = static_cast<uint8_t*>(raft_malloc(padded));
-  std::memset(base, 0, padded);
-  for (int i = 0; i < 4; ++i) base[i] = static_cast<uint8_t>(size >> (8 * i));
-  cmd.SerializeWithCachedSizesToArray(base + kEntryHeader);
-  return raft_buffer{base, padded};
-}
-
-bool DecodeEntry(const raft_buffer& buf, Command* cmd) {
-  if (buf.len < kEntryHeader) return false;
-  const auto* p = static_cast<const uint8_t*>(buf.base);
-  size_t size = 0;
-  for (int i = 0; i < 4; ++i) size |= size_t{p[i]} << (8 * i);
-  if (size > buf.len - kEntryHeader) return false;
-  return cmd->ParseFromArray(p + kEntryHeader, static_cast<int>(size));
-}
 
 std::string RoleName(int state) {
   switch (state) {
@@ -59,18 +36,15 @@ struct RaftNode::PendingWrite {
   struct raft_apply req{};
   RaftNode* node = nullptr;
   WriteDone done;
-  std::optional<CommandResult> result;
 };
 
 RaftNode::RaftNode(RaftNodeOptions options, StateMachine& state, RaftTransport& transport,
                    UvLoop& loop)
-    : options_(std::move(options)), state_(state), transport_(transport), loop_(loop) {
-  fsm_.version = 2;
-  fsm_.data = this;
-  fsm_.apply = &RaftNode::FsmApply;
-  fsm_.snapshot = &RaftNode::FsmSnapshot;
-  fsm_.snapshot_finalize = &RaftNode::FsmSnapshotFinalize;
-  fsm_.restore = &RaftNode::FsmRestore;
+    : options_(std::move(options)),
+      state_(state),
+      transport_(transport),
+      loop_(loop),
+      fsm_(state, &raft_) {
   last_leader_seen_ = std::chrono::steady_clock::now();
 }
 
@@ -94,7 +68,7 @@ void RaftNode::StartOnLoop(std::promise<Status>* started) {
   }
   raft_uv_set_auto_recovery(&io_, false);  // trap 2: never silently drop log entries
   raft_uv_set_connect_retry_delay(&io_, 100);
-  rv = raft_init(&raft_, &io_, &fsm_, options_.id, options_.address.c_str());
+  rv = raft_init(&raft_, &io_, fsm_.fsm(), options_.id, options_.address.c_str());
   if (rv != 0) {
     started->set_value(RaftError(rv, "raft_init", &raft_));
     return;
@@ -137,93 +111,24 @@ void RaftNode::Stop() {
   loop_.Stop([this](std::function<void()> done) {
     uv_timer_stop(&tick_);
     uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
-    raft_.data = new std::function<void()>(std::move(done));
+    struct Closing {
+      RaftNode* self;
+      std::function<void()> done;
+    };
+    raft_.data = new Closing{this, std::move(done)};
     raft_close(&raft_, [](raft* r) {
-      auto* done = static_cast<std::function<void()>*>(r->data);
-      auto* self = static_cast<RaftNode*>(r->fsm->data);
+      auto* closing = static_cast<Closing*>(r->data);
+      RaftNode* self = closing->self;
       raft_uv_close(&self->io_);
       for (auto& [index, p] : self->pending_by_index_) {
         p->done(Error(Code::kUnavailable, "the database server is shutting down"));
       }
       self->pending_by_index_.clear();
-      (*done)();
-      delete done;
+      self->fsm_.ForgetResults();
+      closing->done();
+      delete closing;
     });
   });
-}
-
-// --- The state machine callbacks (loop thread). -------------------------------------------
-
-int RaftNode::FsmApply(raft_fsm* fsm, const raft_buffer* buf, void** result) {
-  auto* self = static_cast<RaftNode*>(fsm->data);
-  *result = nullptr;
-  // C-Raft advances last_applied after this callback returns.
-  uint64_t index = raft_last_applied(&self->raft_) + 1;
-  Command cmd;
-  if (!DecodeEntry(*buf, &cmd)) {
-    spdlog::critical("raft: log entry {} cannot be decoded; stopping so nothing is skipped", index);
-    _exit(3);
-  }
-  Result<CommandResult> r = self->state_.Apply(index, cmd);
-  if (!r.ok()) {
-    spdlog::critical("raft: cannot apply log entry {}: {}; stopping this member", index,
-                     r.status().ToString());
-    _exit(3);
-  }
-  r->set_index(index);
-  auto it = self->pending_by_index_.find(index);
-  if (it != self->pending_by_index_.end()) it->second->result = std::move(*r);
-  return 0;
-}
-
-int RaftNode::FsmSnapshot(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n) {
-  auto* self = static_cast<RaftNode*>(fsm->data);
-  uint64_t applied = self->state_.last_applied();
-  Result<Bytes> image = self->state_.Snapshot();
-  if (!image.ok()) {
-    spdlog::error("raft: snapshot failed: {}", image.status().ToString());
-    return RAFT_IOERR;
-  }
-  auto* base = static_cast<uint8_t*>(raft_malloc(8 + image->size()));
-  for (int i = 0; i < 8; ++i) base[i] = static_cast<uint8_t>(applied >> (8 * i));
-  std::memcpy(base + 8, image->data(), image->size());
-  *bufs = static_cast<raft_buffer*>(raft_malloc(sizeof(raft_buffer)));
-  (*bufs)[0] = raft_buffer{base, 8 + image->size()};
-  *n = 1;
-  return 0;
-}
-
-int RaftNode::FsmSnapshotFinalize(raft_fsm*, raft_buffer* bufs[], unsigned* n) {
-  for (unsigned i = 0; i < *n; ++i) raft_free((*bufs)[i].base);
-  raft_free(*bufs);
-  *bufs = nullptr;
-  *n = 0;
-  return 0;
-}
-
-int RaftNode::FsmRestore(raft_fsm* fsm, raft_buffer* buf) {
-  auto* self = static_cast<RaftNode*>(fsm->data);
-  const auto* p = static_cast<const uint8_t*>(buf->base);
-  if (buf->len < 8) {
-    raft_free(buf->base);
-    return RAFT_CORRUPT;
-  }
-  uint64_t applied = 0;
-  for (int i = 0; i < 8; ++i) applied |= uint64_t{p[i]} << (8 * i);
-  int rv = 0;
-  // At start-up raft restores its latest snapshot; the database on disk is usually newer
-  // (it is the source of truth), and then the snapshot is not needed.
-  if (applied > self->state_.last_applied()) {
-    Status s = self->state_.Restore(ByteView(p + 8, buf->len - 8));
-    if (!s.ok()) {
-      spdlog::error("raft: installing a snapshot failed: {}", s.ToString());
-      rv = RAFT_IOERR;
-    } else {
-      spdlog::info("raft: installed a snapshot at index {}", applied);
-    }
-  }
-  raft_free(buf->base);
-  return rv;
 }
 
 // --- Writes and membership (any thread -> loop thread). --------------------------------------
@@ -254,14 +159,16 @@ void RaftNode::Propose(const Command& command, WriteDone done) {
       return;
     }
     pending_by_index_[p->req.index] = p;
+    fsm_.ExpectResult(p->req.index);
   });
 }
 
 void RaftNode::OnApplied(struct raft_apply* req, int status, void*) {
   auto* p = static_cast<PendingWrite*>(req->data);
   p->node->pending_by_index_.erase(req->index);
-  if (status == 0 && p->result) {
-    p->done(std::move(*p->result));
+  std::optional<CommandResult> result = p->node->fsm_.TakeResult(req->index);
+  if (status == 0 && result) {
+    p->done(std::move(*result));
   } else if (status == RAFT_LEADERSHIPLOST) {
     p->done(Error(Code::kNoQuorum,
                   "leadership was lost before the write committed (outcome unknown; a retry "

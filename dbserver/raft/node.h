@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "dbserver/raft/fsm.h"
 #include "dbserver/raft/loop.h"
 #include "dbserver/raft/transport.h"
 #include "dbserver/state/state_machine.h"
@@ -81,10 +82,6 @@ class RaftNode {
 
  private:
   struct PendingWrite;
-  static int FsmApply(raft_fsm* fsm, const raft_buffer* buf, void** result);
-  static int FsmSnapshot(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n);
-  static int FsmSnapshotFinalize(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n);
-  static int FsmRestore(raft_fsm* fsm, raft_buffer* buf);
   static void OnApplied(struct raft_apply* req, int status, void* result);
   static void OnTick(uv_timer_t* timer);
   void StartOnLoop(std::promise<Status>* started);
@@ -96,7 +93,7 @@ class RaftNode {
   UvLoop& loop_;
   raft_io io_{};
   raft raft_{};
-  raft_fsm fsm_{};
+  StateMachineFsm fsm_;  // applies entries to state_; holds results of this member's writes
   uv_timer_t tick_{};
   bool started_ = false;
   bool stopped_ = false;

@@ -370,6 +370,25 @@ Status StateMachine::Restore(ByteView image) {
   return s.ok() ? reopened : s;
 }
 
+Status StateMachine::RestoreAsNewLog(ByteView image) {
+  Status s = Restore(image);
+  if (!s.ok()) return s;
+  std::lock_guard lock(impl_->mu);
+  Database& db = *impl_->db;
+  s = Query(db, "BEGIN IMMEDIATE").Run();
+  if (s.ok()) s = internal::SetMeta(db, internal::kMetaLastApplied, int64_t{0});
+  if (s.ok()) s = Query(db, "DELETE FROM applied_requests").Run();
+  // The member list belongs to the old cluster; the new one seeds its own from its config.
+  if (s.ok()) s = Query(db, "DELETE FROM db_members").Run();
+  if (s.ok()) s = Query(db, "COMMIT").Run();
+  if (!s.ok()) {
+    (void)db.Exec("ROLLBACK");
+    return s;
+  }
+  impl_->last_applied = 0;
+  return Status::Ok();
+}
+
 // --- Reads ---------------------------------------------------------------------------------
 
 namespace {

@@ -61,6 +61,11 @@ class StateMachine {
   // Replaces the database with `image`: written to a temp file, fsynced, renamed over the
   // database file, and reopened.
   Status Restore(ByteView image);
+  // Disaster recovery into a new cluster: Restore(image), then restarts the log position at 0
+  // (last_applied = 0, no remembered request ids, no member list) so a fresh Raft log applies
+  // on top of it.
+  // REQUIRES: the member is not running Raft.
+  Status RestoreAsNewLog(ByteView image);
 
   // ---- Reads. Each checks that `caller` may see what it asks for; another cell's data is
   // refused with kPermissionDenied (or kNotFound) without revealing whether it exists.

@@ -151,6 +151,17 @@ void DbCluster::Stop(int id) {
   m.pid = -1;
 }
 
+std::string DbCluster::LogTail(int id, size_t lines) const {
+  std::ifstream in(log_path(id));
+  std::vector<std::string> all;
+  for (std::string line; std::getline(in, line);) all.push_back(line);
+  std::string out = "--- " + log_path(id) + "\n";
+  for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) {
+    out += all[i] + "\n";
+  }
+  return out;
+}
+
 bool DbCluster::running(int id) const { return members_.at(id).pid > 0; }
 pid_t DbCluster::pid(int id) const { return members_.at(id).pid; }
 std::string DbCluster::address(int id) const {

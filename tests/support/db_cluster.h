@@ -41,6 +41,8 @@ class DbCluster {
   std::string data_dir(int id) const;
   std::string config_path(int id) const;
   std::string log_path(int id) const;
+  // The last lines of a member's log, for failure messages.
+  std::string LogTail(int id, size_t lines = 20) const;
   // "127.0.0.1:p1,127.0.0.1:p2,..." for -dbservers / HEKA_DBSERVERS.
   std::string dbservers() const;
   int size() const { return static_cast<int>(members_.size()); }
