@@ -36,5 +36,6 @@ int DbStatus(int argc, char** argv);
 int DbBackup(int argc, char** argv);
 int DbAddMember(int argc, char** argv);
 int DbRemoveMember(int argc, char** argv);
+int DbRestore(int argc, char** argv);
 
 }  // namespace heka::cli

@@ -40,7 +40,8 @@ const std::map<std::string, std::map<std::string, Command>>& Suites() {
        {{"status", heka::cli::DbStatus},
         {"backup", heka::cli::DbBackup},
         {"addmember", heka::cli::DbAddMember},
-        {"removemember", heka::cli::DbRemoveMember}}},
+        {"removemember", heka::cli::DbRemoveMember},
+        {"restore", heka::cli::DbRestore}}},
   };
   return suites;
 }

@@ -260,7 +260,9 @@ void RaftNode::UpdateStatus() {
 
 NodeStatus RaftNode::status() const {
   std::lock_guard lock(status_mu_);
-  return status_;
+  NodeStatus s = status_;
+  s.stale = std::chrono::steady_clock::now() - last_leader_seen_ > options_.stale_after;
+  return s;
 }
 
 bool RaftNode::stale() const {

@@ -169,6 +169,22 @@ TEST_F(DbClusterTest, WithoutQuorumReadsAnswerAndWritesFailFast) {
   }
   EXPECT_EQ(r.status().code(), Code::kNoQuorum) << r.status().ToString();
   EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
+
+  // Cut off from any leader for more than a few seconds, the survivor stops answering
+  // authorisation (CPS) queries, while location reads still answer, marked stale.
+  GetCpsRequest cps;
+  cps.set_cell("kept");
+  cps.set_principal("admin@HEKA.TEST");
+  Result<GetCpsReply> refused = Error(Code::kInternal, "not tried");
+  EXPECT_TRUE(WaitFor([&] {
+    refused = runtime_.BlockOn(ClientFor(3)->Call<GetCpsReply>("heka.db.Db.GetCps", cps));
+    return refused.status().code() == Code::kStale;
+  })) << refused.status().ToString();
+  GetCellRequest get;
+  get.set_name("kept");
+  auto stale = runtime_.BlockOn(ClientFor(3)->Call<GetCellReply>("heka.db.Db.GetCell", get));
+  ASSERT_TRUE(stale.ok()) << stale.status().ToString();
+  EXPECT_TRUE(stale->header().stale());
 }
 
 TEST_F(DbClusterTest, ARestartedMemberCatchesUp) {
@@ -295,8 +311,8 @@ TEST_F(DbCliTest, BackupThenRestoreIntoAFreshClusterGivesIdenticalContents) {
   auto fresh = DbCluster::Create(SharedRealm(), o);
   ASSERT_TRUE(fresh.ok());
   for (int id = 1; id <= 3; ++id) {
-    auto r = testing::RunProcess({testing::BinDir() + "/heka-dbserver", "--config",
-                                  (*fresh)->config_path(id), "--restore", backup});
+    auto r = testing::RunProcess({testing::BinDir() + "/heka", "db", "restore", "-file", backup,
+                                  "-config", (*fresh)->config_path(id)});
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   ASSERT_TRUE((*fresh)->StartAll().ok());
