@@ -111,10 +111,14 @@ int Run(const Args& args) {
   topts.credentials.ccache = "MEMORY:heka-dbserver-" + std::to_string(config->id);
   StateMachine* sm = state->get();
   std::vector<PeerConfig> peers = config->peers;
+  // The replicated member list decides who may be a peer; the config's [[peers]] only until
+  // that list exists (a new cluster before its first leader seeds it, or a joining member).
   topts.lookup = [sm, peers](uint64_t id) -> std::optional<MemberInfo> {
-    for (const SetMember& m : sm->Members()) {
+    std::vector<SetMember> members = sm->Members();
+    for (const SetMember& m : members) {
       if (m.id() == id && !m.remove()) return MemberInfo{m.address(), m.principal()};
     }
+    if (!members.empty()) return std::nullopt;
     for (const PeerConfig& p : peers) {
       if (p.id == id) return MemberInfo{p.address, p.principal};
     }

@@ -77,8 +77,8 @@ awaitable<Result<CommandResult>> DbService::Propose(Command cmd) {
   co_return r;
 }
 
-void DbService::MaybeSeedMembers() {
-  if (node_.status().role != "leader" || !state_.Members().empty()) return;
+std::vector<Command> DbService::SeedCommands() const {
+  std::vector<Command> out;
   for (const PeerConfig& p : config_.peers) {
     Command cmd;
     cmd.set_version(kCommandVersion);
@@ -89,8 +89,24 @@ void DbService::MaybeSeedMembers() {
     cmd.mutable_set_member()->set_id(p.id);
     cmd.mutable_set_member()->set_principal(p.principal);
     cmd.mutable_set_member()->set_address(p.address);
-    node_.Propose(cmd, [](Result<CommandResult>) {});
+    out.push_back(std::move(cmd));
   }
+  return out;
+}
+
+void DbService::MaybeSeedMembers() {
+  if (node_.status().role != "leader" || !state_.Members().empty()) return;
+  for (const Command& cmd : SeedCommands()) node_.Propose(cmd, [](Result<CommandResult>) {});
+}
+
+awaitable<Status> DbService::SeedMembersIfEmpty() {
+  if (!state_.Members().empty()) co_return Status::Ok();
+  // Upserts with fixed request ids: racing the periodic seeding is harmless.
+  for (Command cmd : SeedCommands()) {
+    auto r = co_await Propose(std::move(cmd));
+    if (!r.ok()) co_return r.status();
+  }
+  co_return Status::Ok();
 }
 
 void DbService::Register(rpc::HandlerRegistry& registry) {
@@ -311,6 +327,8 @@ void DbService::Register(rpc::HandlerRegistry& registry) {
           m->set_address(req.address());
           m->set_remove(req.op() == ChangeMemberRequest::REMOVE);
           if (req.op() == ChangeMemberRequest::ADD) {
+            // The configured members first: once the list exists it alone admits peers.
+            if (Status s = co_await SeedMembersIfEmpty(); !s.ok()) co_return s;
             auto r = co_await Propose(cmd);
             if (!r.ok()) co_return r.status();
             if (r->code() != 0) co_return Status(CodeFromWire(r->code()), r->message());
@@ -325,6 +343,21 @@ void DbService::Register(rpc::HandlerRegistry& registry) {
               });
             },
             asio::use_awaitable, &node_, req);
+        if (s.ok() && req.op() == ChangeMemberRequest::REMOVE) {
+          // Raft no longer talks to it; now the replicated member list forgets it too, so it
+          // is no longer admitted as a peer.
+          Command cmd;
+          cmd.set_version(kCommandVersion);
+          cmd.set_request_id(RandomId());
+          cmd.set_time_ns(NowNs());
+          cmd.set_caller(caller.principal);
+          cmd.set_caller_is_provider_admin(true);
+          cmd.mutable_set_member()->set_id(req.id());
+          cmd.mutable_set_member()->set_remove(true);
+          auto r = co_await Propose(cmd);
+          if (!r.ok()) s = r.status();
+          else if (r->code() != 0) s = Status(CodeFromWire(r->code()), r->message());
+        }
         spdlog::info("audit: {} member {} {} -> {}", caller.principal, req.id(),
                      ChangeMemberRequest::Op_Name(req.op()), s.ToString());
         if (!s.ok()) co_return s;

@@ -31,6 +31,9 @@ class DbService {
   // Proposes `cmd` and waits for its result (as an RPC-level error when it did not apply).
   rpc::awaitable<Result<CommandResult>> Propose(Command cmd);
   Status NotLeader() const;
+  // SetMember commands for every configured peer (the initial member list).
+  std::vector<Command> SeedCommands() const;
+  rpc::awaitable<Status> SeedMembersIfEmpty();
 
   const DbServerConfig& config_;
   StateMachine& state_;

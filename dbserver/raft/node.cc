@@ -189,9 +189,13 @@ void RaftNode::ChangeMember(ChangeMemberRequest::Op op, uint64_t id, const std::
     c->done = std::move(done);
     auto cb = [](raft_change* req, int status) {
       auto* c = static_cast<ChangeRequest*>(req->data);
+      // Not kUnavailable: the leader answered; the change itself failed (typically the new
+      // member cannot be reached or authenticated), and retrying elsewhere will not help.
       c->done(status == 0 ? Status::Ok()
-                          : Error(Code::kUnavailable, std::string("membership change failed: ") +
-                                                          raft_strerror(status)));
+                          : Error(Code::kInternal,
+                                  std::string("membership change failed: ") + raft_strerror(status) +
+                                      " (is the member running, reachable, and using the key "
+                                      "the member list names?)"));
       delete c;
     };
     int rv = 0;
