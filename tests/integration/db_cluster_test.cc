@@ -219,6 +219,25 @@ TEST_F(DbClusterTest, AFileServerKeyCannotJoinAsAPeer) {
   EXPECT_NE(r.status().message().find("is not DB member 2"), std::string::npos);
 }
 
+TEST_F(DbClusterTest, RecoverWhenAMajorityIsLostForGood) {
+  ASSERT_TRUE(Write(CreateCell("survives"), std::chrono::seconds(10)).ok());
+  int survivor = 1;
+  ASSERT_TRUE(WaitFor([&] { return GetCellOn(survivor, "survives").ok(); }));
+  cluster_->Kill(2);
+  cluster_->Kill(3);  // gone for good
+  cluster_->Stop(survivor);
+  auto r = testing::RunProcess({testing::BinDir() + "/heka-dbserver", "--config",
+                                cluster_->config_path(survivor), "--recover"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_TRUE(cluster_->Start(survivor).ok());
+  auto leader = cluster_->WaitForLeader(keys_->admin_cc, std::chrono::seconds(15));
+  ASSERT_TRUE(leader.ok()) << cluster_->LogTail(survivor);
+  EXPECT_EQ(*leader, survivor);
+  EXPECT_TRUE(GetCellOn(survivor, "survives").ok());
+  auto w = Write(CreateCell("after-recovery"), std::chrono::seconds(10));
+  EXPECT_TRUE(w.ok()) << w.status().ToString();
+}
+
 // The admin CLI against the real cluster, as each kind of user.
 class DbCliTest : public DbClusterTest {
  protected:
@@ -243,6 +262,9 @@ TEST_F(DbCliTest, CellAdministratorsManageOnlyTheirCell) {
                         "-cell", "acme"}));
   auto carol = Heka(acme, {"pts", "createuser", "-name", "carol@HEKA.TEST", "-cell", "acme"});
   ExpectOk(carol);
+  // One audit line on the leader: who, what, result.
+  std::string log = cluster_->LogTail(Leader(), 200);
+  EXPECT_NE(log.find("audit: acmeadm@HEKA.TEST create_user -> ok"), std::string::npos) << log;
   EXPECT_NE(carol.output.find("carol"), std::string::npos) << carol.output;
   auto g = Heka(acme, {"pts", "creategroup", "-name", "acmeadm:friends", "-cell", "acme"});
   ExpectOk(g);
