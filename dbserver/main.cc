@@ -176,6 +176,7 @@ int Run(const Args& args) {
   }
   spdlog::info("heka-dbserver member {} stopping", config->id);
   server->Stop();
+  runtime.Stop();  // no RPC handler may run once raft and the transport go away
   node.Stop();
   return 0;
 }

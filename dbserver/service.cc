@@ -77,16 +77,23 @@ awaitable<Result<CommandResult>> DbService::Propose(Command cmd) {
   co_return r;
 }
 
+// A SetMember command proposed by the server itself on a provider administrator's behalf.
+static Command MemberCommand(const std::string& caller, uint64_t id) {
+  Command cmd;
+  cmd.set_version(kCommandVersion);
+  cmd.set_request_id(RandomId());
+  cmd.set_time_ns(NowNs());
+  cmd.set_caller(caller);
+  cmd.set_caller_is_provider_admin(true);
+  cmd.mutable_set_member()->set_id(id);
+  return cmd;
+}
+
 std::vector<Command> DbService::SeedCommands() const {
   std::vector<Command> out;
   for (const PeerConfig& p : config_.peers) {
-    Command cmd;
-    cmd.set_version(kCommandVersion);
+    Command cmd = MemberCommand(config_.principal, p.id);
     cmd.set_request_id("seed-member-" + std::to_string(p.id));
-    cmd.set_time_ns(NowNs());
-    cmd.set_caller(config_.principal);
-    cmd.set_caller_is_provider_admin(true);
-    cmd.mutable_set_member()->set_id(p.id);
     cmd.mutable_set_member()->set_principal(p.principal);
     cmd.mutable_set_member()->set_address(p.address);
     out.push_back(std::move(cmd));
@@ -117,7 +124,13 @@ void DbService::Register(rpc::HandlerRegistry& registry) {
           co_return Error(Code::kInvalidArgument, "members change through ChangeMember");
         }
         Caller caller = CallerOf(ctx.peer);
-        if (cmd.version() == 0) cmd.set_version(kCommandVersion);
+        // The command version is this server's to set: a client-chosen newer version would
+        // stop every member that applies it.
+        if (cmd.version() != 0 && cmd.version() != kCommandVersion) {
+          co_return Error(Code::kVersionMismatch,
+                          "this server writes command version " + std::to_string(kCommandVersion));
+        }
+        cmd.set_version(kCommandVersion);
         if (cmd.request_id().empty()) cmd.set_request_id(RandomId());
         cmd.set_time_ns(NowNs());
         cmd.set_caller(caller.principal);
@@ -296,10 +309,11 @@ void DbService::Register(rpc::HandlerRegistry& registry) {
         self->set_address(config_.address);
         self->set_role(s.role);
         self->set_term(s.term);
-        self->set_applied(s.applied);
+        uint64_t applied = state_.last_applied();  // live, not the last tick's
+        self->set_applied(applied);
         self->set_pid(getpid());
         self->set_principal(config_.principal);
-        self->set_lag(s.commit_index > s.applied ? s.commit_index - s.applied : 0);
+        self->set_lag(s.commit_index > applied ? s.commit_index - applied : 0);
         reply.set_commit_index(s.commit_index);
         reply.set_leader_address(s.leader_address);
         reply.set_leader_id(s.leader_id);
@@ -313,26 +327,23 @@ void DbService::Register(rpc::HandlerRegistry& registry) {
           co_return Error(Code::kPermissionDenied, caller.principal + " is not a provider administrator");
         }
         if (node_.status().role != "leader") co_return NotLeader();
-        if (req.op() != ChangeMemberRequest::PROMOTE) {
-          // The replicated member list first, so the new member's principal is admitted.
-          Command cmd;
-          cmd.set_version(kCommandVersion);
-          cmd.set_request_id(RandomId());
-          cmd.set_time_ns(NowNs());
-          cmd.set_caller(caller.principal);
-          cmd.set_caller_is_provider_admin(true);
-          auto* m = cmd.mutable_set_member();
-          m->set_id(req.id());
-          m->set_principal(req.principal());
-          m->set_address(req.address());
-          m->set_remove(req.op() == ChangeMemberRequest::REMOVE);
-          if (req.op() == ChangeMemberRequest::ADD) {
-            // The configured members first: once the list exists it alone admits peers.
-            if (Status s = co_await SeedMembersIfEmpty(); !s.ok()) co_return s;
-            auto r = co_await Propose(cmd);
-            if (!r.ok()) co_return r.status();
-            if (r->code() != 0) co_return Status(CodeFromWire(r->code()), r->message());
+        if (req.op() == ChangeMemberRequest::ADD) {
+          // A typo must not rewrite the identity of a member that is already there.
+          for (const MemberStatus& m : node_.status().members) {
+            if (m.id() == req.id()) {
+              co_return Error(Code::kAlreadyExists,
+                              "member " + std::to_string(req.id()) + " is already in the cluster");
+            }
           }
+          // The configured members first: once the list exists it alone admits peers.
+          if (Status s = co_await SeedMembersIfEmpty(); !s.ok()) co_return s;
+          // The replicated member list first, so the new member's principal is admitted.
+          Command cmd = MemberCommand(caller.principal, req.id());
+          cmd.mutable_set_member()->set_principal(req.principal());
+          cmd.mutable_set_member()->set_address(req.address());
+          auto r = co_await Propose(cmd);
+          if (!r.ok()) co_return r.status();
+          if (r->code() != 0) co_return Status(CodeFromWire(r->code()), r->message());
         }
         Status s = co_await asio::async_initiate<const asio::use_awaitable_t<>, void(Status)>(
             [](auto handler, RaftNode* node, ChangeMemberRequest req) {
@@ -346,13 +357,7 @@ void DbService::Register(rpc::HandlerRegistry& registry) {
         if (s.ok() && req.op() == ChangeMemberRequest::REMOVE) {
           // Raft no longer talks to it; now the replicated member list forgets it too, so it
           // is no longer admitted as a peer.
-          Command cmd;
-          cmd.set_version(kCommandVersion);
-          cmd.set_request_id(RandomId());
-          cmd.set_time_ns(NowNs());
-          cmd.set_caller(caller.principal);
-          cmd.set_caller_is_provider_admin(true);
-          cmd.mutable_set_member()->set_id(req.id());
+          Command cmd = MemberCommand(caller.principal, req.id());
           cmd.mutable_set_member()->set_remove(true);
           auto r = co_await Propose(cmd);
           if (!r.ok()) s = r.status();

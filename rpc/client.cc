@@ -50,7 +50,13 @@ awaitable<Result<std::shared_ptr<Connection>>> Client::GetConnection() {
 }
 
 awaitable<void> Client::Connect(std::shared_ptr<Client> self) {
-  Result<std::shared_ptr<Connection>> result = co_await self->ConnectOnce();
+  Result<std::shared_ptr<Connection>> result = Error(Code::kInternal, "connect failed");
+  try {
+    result = co_await self->ConnectOnce();
+  } catch (const std::exception& e) {
+    // Never leave connecting_ set: every later call would wait for this one forever.
+    result = Error(Code::kInternal, std::string("connecting failed: ") + e.what());
+  }
   self->Finish(std::move(result));
 }
 
@@ -82,23 +88,17 @@ awaitable<Result<std::shared_ptr<Connection>>> Client::ConnectOnce() {
   }
   tcp::socket socket(strand_);
   asio::steady_timer timer(strand_);
-  timer.expires_after(options_.connect_timeout);
-  bool timed_out = false;
-  timer.async_wait([&](boost::system::error_code e) {
-    if (!e) {
-      timed_out = true;
-      socket.close();
-    }
-  });
+  HandshakeDeadline connect_deadline(socket);
+  connect_deadline.Arm(timer, options_.connect_timeout);
   co_await asio::async_connect(socket, results, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec || timed_out) {
-    timer.cancel();
-    co_return Error(timed_out ? Code::kDeadlineExceeded : Code::kUnavailable,
+  timer.cancel();
+  if (ec || connect_deadline.fired()) {
+    co_return Error(connect_deadline.fired() ? Code::kDeadlineExceeded : Code::kUnavailable,
                     "cannot connect to " + options_.address + ": " +
-                        (timed_out ? std::string("timed out") : ec.message()));
+                        (connect_deadline.fired() ? std::string("timed out") : ec.message()));
   }
-  socket.set_option(tcp::no_delay(true));
-  socket.set_option(asio::socket_base::keep_alive(true));
+  socket.set_option(tcp::no_delay(true), ec);
+  socket.set_option(asio::socket_base::keep_alive(true), ec);
 
   HandshakeOptions hs;
   hs.peer_name = principal;
@@ -110,16 +110,12 @@ awaitable<Result<std::shared_ptr<Connection>>> Client::ConnectOnce() {
       return krb::SecurityContext::Initiator(creds, principal);
     };
   }
-  timer.expires_after(options_.handshake_timeout);
-  timer.async_wait([&](boost::system::error_code e) {
-    if (!e) {
-      timed_out = true;
-      socket.close();
-    }
-  });
+  asio::steady_timer handshake_timer(strand_);
+  HandshakeDeadline handshake_deadline(socket);
+  handshake_deadline.Arm(handshake_timer, options_.handshake_timeout);
   Result<Session> session = co_await ClientHandshake(socket, hs, runtime_.blocking_pool());
-  timer.cancel();
-  if (timed_out) {
+  handshake_timer.cancel();
+  if (handshake_deadline.fired()) {
     co_return Error(Code::kDeadlineExceeded,
                     "handshake with " + options_.address + " did not complete in time");
   }

@@ -332,6 +332,17 @@ awaitable<void> Connection::RunHandler(std::shared_ptr<Connection> self,
 
 // --- Closing and the watchdog ---------------------------------------------------------------
 
+void Connection::AddCloseObserver(std::function<void(const Status&)> fn) {
+  auto self = shared_from_this();
+  asio::post(strand_, [self, fn = std::move(fn)]() mutable {
+    if (self->closed_) {
+      asio::post(self->pool_, [fn = std::move(fn), reason = self->close_reason()] { fn(reason); });
+    } else {
+      self->close_observers_.push_back(std::move(fn));
+    }
+  });
+}
+
 void Connection::Close(Status reason) {
   auto self = shared_from_this();
   asio::post(strand_, [self, reason = std::move(reason)]() mutable {
@@ -359,7 +370,11 @@ void Connection::CloseOnStrand(Status reason) {
   socket_.close(ignored);
   watchdog_.cancel();
   // Calls in flight fail with the reason; a plain close means "try again" to a caller.
-  Code code = reason.code() == Code::kConnectionClosed ? Code::kUnavailable : reason.code();
+  // A ticket that expired under a live connection is retryable: the next call reconnects
+  // with fresh credentials (or reports that there are none).
+  Code code = (reason.code() == Code::kConnectionClosed || reason.code() == Code::kContextExpired)
+                  ? Code::kUnavailable
+                  : reason.code();
   Status failure(code, "connection " + std::string(dir) + " " + remote_ + " lost: " +
                            reason.message());
   for (auto& [id, call] : pending_) call.done(failure);
@@ -369,6 +384,8 @@ void Connection::CloseOnStrand(Status reason) {
     asio::post(pool_, [cb = std::move(on_close_), reason] { cb(reason); });
     on_close_ = nullptr;
   }
+  for (auto& fn : close_observers_) asio::post(pool_, [fn = std::move(fn), reason] { fn(reason); });
+  close_observers_.clear();
 }
 
 void Connection::Tick() {

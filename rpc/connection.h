@@ -107,6 +107,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Closes the connection (idempotent); pending calls fail with `reason`.
   void Close(Status reason);
+  // Runs `fn` (on the I/O pool) once the connection has closed; at once if it already has.
+  void AddCloseObserver(std::function<void(const Status&)> fn);
 
   bool closed() const { return closed_.load(); }
   const krb::Identity& peer() const { return peer_; }
@@ -152,6 +154,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::unique_ptr<FrameCipher> send_;  // strand_
   std::unique_ptr<FrameCipher> recv_;  // strand_
   std::function<void(const Status&)> on_close_;
+  std::vector<std::function<void(const Status&)>> close_observers_;  // strand_
 
   std::atomic<bool> closed_{false};
   std::atomic<uint64_t> next_call_id_{1};

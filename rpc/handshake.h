@@ -31,6 +31,37 @@ struct HandshakeOptions {
   std::string peer_name;        // for error messages: the server principal or client address
 };
 
+// Closes a socket when a timer fires, unless the coroutine that owns both has moved on: the
+// timer's handler may already be queued when the handshake finishes, and must then not touch
+// the (possibly destroyed) socket. REQUIRES: timer, socket and owner share one strand.
+class HandshakeDeadline {
+ public:
+  explicit HandshakeDeadline(tcp::socket& socket)
+      : state_(std::make_shared<State>(State{&socket, false, true})) {}
+  ~HandshakeDeadline() { state_->alive = false; }
+  HandshakeDeadline(const HandshakeDeadline&) = delete;
+  HandshakeDeadline& operator=(const HandshakeDeadline&) = delete;
+
+  void Arm(asio::steady_timer& timer, std::chrono::milliseconds after) {
+    timer.expires_after(after);
+    timer.async_wait([state = state_](boost::system::error_code e) {
+      if (e || !state->alive) return;
+      state->fired = true;
+      boost::system::error_code ignored;
+      state->socket->close(ignored);
+    });
+  }
+  bool fired() const { return state_->fired; }
+
+ private:
+  struct State {
+    tcp::socket* socket;
+    bool fired;
+    bool alive;
+  };
+  std::shared_ptr<State> state_;
+};
+
 awaitable<Result<Session>> ClientHandshake(tcp::socket& socket, const HandshakeOptions& options,
                                            asio::thread_pool& blocking);
 awaitable<Result<Session>> ServerHandshake(tcp::socket& socket, const HandshakeOptions& options,

@@ -10,10 +10,16 @@ Runtime::Runtime(RuntimeOptions options)
   }
 }
 
-Runtime::~Runtime() {
+Runtime::~Runtime() { Stop(); }
+
+void Runtime::Stop() {
+  std::lock_guard lock(stop_mu_);
+  if (stopped_) return;
+  stopped_ = true;
   work_.reset();
   io_.stop();
   for (auto& t : threads_) t.join();
+  blocking_.stop();
   blocking_.join();
 }
 

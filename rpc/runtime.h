@@ -5,6 +5,7 @@
 #pragma once
 
 #include <future>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -23,6 +24,9 @@ class Runtime {
  public:
   explicit Runtime(RuntimeOptions options = {});
   ~Runtime();
+  // Stops both pools and joins their threads; pending handlers are dropped. Idempotent.
+  // Call it before destroying objects that handlers may still reach.
+  void Stop();
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
 
@@ -52,6 +56,8 @@ class Runtime {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::vector<std::thread> threads_;
   asio::thread_pool blocking_;
+  std::mutex stop_mu_;
+  bool stopped_ = false;  // stop_mu_
 };
 
 // Runs fn() on `pool` and resumes the awaiting coroutine on its own executor with the

@@ -90,7 +90,10 @@ awaitable<void> Server::AcceptLoop(std::weak_ptr<Server> weak, asio::io_context&
     co_await acceptor->async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
     if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
     if (ec) {
+      // Out of file descriptors and the like: back off instead of spinning.
       spdlog::warn("rpc: accept failed: {}", ec.message());
+      asio::steady_timer pause(acceptor->get_executor(), std::chrono::milliseconds(100));
+      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
     auto self = weak.lock();
@@ -121,20 +124,13 @@ awaitable<void> Server::Serve(std::shared_ptr<Server> self, tcp::socket socket) 
     hs.context = [creds = self->options_.credentials] { return krb::SecurityContext::Acceptor(creds); };
   }
   asio::steady_timer timer(socket.get_executor());
-  bool timed_out = false;
-  timer.expires_after(self->options_.handshake_timeout);
-  timer.async_wait([&](boost::system::error_code e) {
-    if (!e) {
-      timed_out = true;
-      boost::system::error_code ignored;
-      socket.close(ignored);
-    }
-  });
+  HandshakeDeadline deadline(socket);
+  deadline.Arm(timer, self->options_.handshake_timeout);
   Result<Session> session = co_await ServerHandshake(socket, hs, self->runtime_.blocking_pool());
   timer.cancel();
-  if (!session.ok() || timed_out) {
-    Status why = timed_out ? Error(Code::kDeadlineExceeded, "handshake not completed in time")
-                           : session.status();
+  if (!session.ok() || deadline.fired()) {
+    Status why = deadline.fired() ? Error(Code::kDeadlineExceeded, "handshake not completed in time")
+                                  : session.status();
     spdlog::warn("rpc: refused connection from {}: {}", remote, why.ToString());
     boost::system::error_code ignored;
     socket.close(ignored);

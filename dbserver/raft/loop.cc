@@ -17,10 +17,9 @@ void UvLoop::Start() {
 }
 
 void UvLoop::Post(std::function<void()> fn) {
-  {
-    std::lock_guard lock(mu_);
-    queue_.push_back(std::move(fn));
-  }
+  std::lock_guard lock(mu_);
+  if (stopping_) return;  // the loop (and the async handle) are going away
+  queue_.push_back(std::move(fn));
   uv_async_send(&async_);
 }
 
@@ -38,6 +37,10 @@ void UvLoop::Stop(std::function<void(std::function<void()> done)> last) {
   std::promise<void> stopped;
   Post([this, last = std::move(last), &stopped] {
     last([this, &stopped] {
+      {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+      }
       uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
       stopped.set_value();
     });

@@ -33,6 +33,7 @@ class UvLoop {
   std::thread thread_;
   std::mutex mu_;
   std::deque<std::function<void()>> queue_;  // mu_
+  bool stopping_ = false;                     // mu_: Post() drops work once set
 };
 
 }  // namespace heka::db

@@ -25,9 +25,19 @@ struct ChangeRequest {
 Status RaftError(int rv, const char* what, raft* r) {
   std::string msg = std::string(what) + ": " + raft_strerror(rv);
   if (r && raft_errmsg(r) && *raft_errmsg(r)) msg += std::string(" (") + raft_errmsg(r) + ")";
-  if (rv == RAFT_NOTLEADER) return Error(Code::kNotLeader, msg);
-  if (rv == RAFT_LEADERSHIPLOST) return Error(Code::kNoQuorum, msg);
-  return Error(Code::kUnavailable, msg);
+  switch (rv) {
+    case RAFT_NOTLEADER: return Error(Code::kNotLeader, msg);
+    case RAFT_LEADERSHIPLOST: return Error(Code::kNoQuorum, msg);
+    case RAFT_DUPLICATEID:
+    case RAFT_DUPLICATEADDRESS: return Error(Code::kAlreadyExists, msg);
+    case RAFT_NOTFOUND: return Error(Code::kNotFound, msg);
+    case RAFT_BADID:
+    case RAFT_BADROLE:
+    case RAFT_INVALID: return Error(Code::kInvalidArgument, msg);
+    case RAFT_CANTCHANGE:
+      return Error(Code::kLocked, msg + " — another membership change is still in progress");
+    default: return Error(Code::kUnavailable, msg);
+  }
 }
 
 }  // namespace
@@ -208,25 +218,6 @@ void RaftNode::ChangeMember(ChangeMemberRequest::Op op, uint64_t id, const std::
     if (rv != 0) {
       c->done(RaftError(rv, "membership change", &raft_));
       delete c;
-    }
-  });
-}
-
-void RaftNode::Transfer(uint64_t id, std::function<void(Status)> done) {
-  loop_.Post([this, id, done = std::move(done)]() mutable {
-    auto* t = new struct raft_transfer();
-    auto* holder = new std::function<void(Status)>(std::move(done));
-    t->data = holder;
-    int rv = raft_transfer(&raft_, t, id, [](struct raft_transfer* req) {
-      auto* d = static_cast<std::function<void(Status)>*>(req->data);
-      (*d)(Status::Ok());
-      delete d;
-      delete req;
-    });
-    if (rv != 0) {
-      (*holder)(RaftError(rv, "leadership transfer", &raft_));
-      delete holder;
-      delete t;
     }
   });
 }

@@ -73,8 +73,6 @@ class RaftNode {
   // Membership changes, on the leader: add as spare, promote to voter, remove.
   void ChangeMember(ChangeMemberRequest::Op op, uint64_t id, const std::string& address,
                     std::function<void(Status)> done);
-  // Hands leadership to another voter (0: the most up-to-date one).
-  void Transfer(uint64_t id, std::function<void(Status)> done);
 
   NodeStatus status() const;
   // True when this member has not known a leader for longer than stale_after.

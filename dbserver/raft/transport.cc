@@ -24,6 +24,8 @@ class Relay : public std::enable_shared_from_this<Relay> {
         on_close_(std::move(on_close)) {}
 
   void Start() { asio::co_spawn(strand_, ReadLoop(shared_from_this()), asio::detached); }
+  // REQUIRES: before Start().
+  void set_on_close(std::function<void()> fn) { on_close_ = std::move(fn); }
 
   void Deliver(ByteView data, bool eof) {
     auto self = shared_from_this();
@@ -175,9 +177,14 @@ int RaftTransport::Connect(raft_uv_transport* t, raft_uv_connect* req, raft_id i
 
 awaitable<void> RaftTransport::DoConnect(raft_uv_connect* req, uint64_t id, std::string address) {
   std::optional<MemberInfo> who = options_.lookup(id);
+  if (!who) {
+    spdlog::warn("raft: member {} is not in the member list; not connecting to {}", id, address);
+    loop_.Post([this, req] { FinishConnect(req, -1); });
+    co_return;
+  }
   rpc::ClientOptions o;
   o.address = address;
-  o.server_principal = who ? who->principal : "";
+  o.server_principal = who->principal;
   o.credentials = options_.credentials;
   o.connect_timeout = std::chrono::milliseconds(1000);
   o.handshake_timeout = std::chrono::milliseconds(3000);
@@ -233,14 +240,26 @@ Result<int> RaftTransport::StartRelay(std::shared_ptr<rpc::Connection> conn,
     return Error(Code::kInternal, std::string("socketpair: ") + std::strerror(errno));
   }
   rpc::Connection* key = conn.get();
-  auto relay = std::make_shared<Relay>(runtime_.io(), fds[1], conn, std::move(owner), [this, key] {
+  auto relay = std::make_shared<Relay>(runtime_.io(), fds[1], conn, std::move(owner), nullptr);
+  Relay* raw = relay.get();
+  relay->set_on_close([this, key, raw] {
     std::lock_guard lock(mu_);
-    relays_.erase(key);
+    auto it = relays_.find(key);
+    if (it != relays_.end() && it->second.get() == raw) relays_.erase(it);
   });
+  std::shared_ptr<Relay> replaced;
   {
     std::lock_guard lock(mu_);
-    relays_[key] = relay;
+    auto& slot = relays_[key];
+    replaced = std::move(slot);
+    slot = relay;
   }
+  if (replaced) replaced->Close("replaced by a new stream on the same connection");
+  // Raft only reads its inbound streams, so a dead peer would otherwise go unnoticed here.
+  std::weak_ptr<Relay> weak = relay;
+  conn->AddCloseObserver([weak](const Status& why) {
+    if (auto r = weak.lock()) r->Close("connection closed: " + why.message());
+  });
   relay->Start();
   return fds[0];
 }

@@ -176,12 +176,13 @@ TEST_F(ConnectionTest, ExpiredContextClosesTheConnectionAndTheClientReconnects) 
 TEST_F(ConnectionTest, ClientReconnectsAfterTheServerDropsIt) {
   auto client = NewClient();
   ASSERT_TRUE(Echo(*client, diag::EchoRequest()).ok());
+  auto conn = runtime_.BlockOn(client->GetConnection());
+  ASSERT_TRUE(conn.ok());
   {
     std::lock_guard lock(mu_);
     server_conns_[0]->Close(Error(Code::kConnectionClosed, "test"));
   }
-  auto conn = runtime_.BlockOn(client->GetConnection());
-  ASSERT_TRUE(WaitFor([&] { return !conn.ok() || (*conn)->closed(); }));
+  ASSERT_TRUE(WaitFor([&] { return (*conn)->closed(); }));
   EXPECT_TRUE(Echo(*client, diag::EchoRequest()).ok());
 }
 
