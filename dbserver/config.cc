@@ -47,6 +47,10 @@ Result<DbServerConfig> DbServerConfig::Load(const std::string& path) {
   c.election_timeout_ms = t["raft"]["election_timeout_ms"].value_or<unsigned>(400);
   c.heartbeat_timeout_ms = t["raft"]["heartbeat_timeout_ms"].value_or<unsigned>(60);
   c.snapshot_threshold = t["raft"]["snapshot_threshold"].value_or<unsigned>(8192);
+  c.backup_chunk_bytes = t["member"]["backup_chunk_bytes"].value_or<int64_t>(8 << 20);
+  if (c.backup_chunk_bytes < 1024 || c.backup_chunk_bytes > (16u << 20)) {
+    return Bad(path, "[member] backup_chunk_bytes must be between 1 KiB and 16 MiB");
+  }
   if (c.id == 0) return Bad(path, "[member] id is required and must be > 0");
   if (c.address.empty()) return Bad(path, "[member] address is required");
   if (c.principal.empty()) return Bad(path, "[member] principal is required");

@@ -42,6 +42,7 @@ struct DbServerConfig {
   unsigned election_timeout_ms = 400;     // [raft] election_timeout_ms. Default 400.
   unsigned heartbeat_timeout_ms = 60;     // [raft] heartbeat_timeout_ms. Default 60.
   unsigned snapshot_threshold = 8192;     // [raft] snapshot_threshold (entries). Default 8192.
+  size_t backup_chunk_bytes = 8 << 20;    // [member] backup_chunk_bytes: per Backup reply. 8 MiB.
 
   // Reads and checks a config file; errors name the file and the key.
   static Result<DbServerConfig> Load(const std::string& path);

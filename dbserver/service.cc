@@ -369,21 +369,44 @@ void DbService::Register(rpc::HandlerRegistry& registry) {
         co_return ChangeMemberReply();
       });
   registry.Register<BackupRequest, BackupReply>(
-      "heka.db.Db.Backup", [this](CallContext& ctx, const BackupRequest&) -> awaitable<Result<BackupReply>> {
+      "heka.db.Db.Backup", [this](CallContext& ctx, const BackupRequest& req) -> awaitable<Result<BackupReply>> {
         Caller caller = CallerOf(ctx.peer);
         if (!caller.provider_admin) {
           co_return Error(Code::kPermissionDenied, caller.principal + " is not a provider administrator");
         }
-        // Only the leader has applied every acknowledged write.
-        if (node_.status().role != "leader") co_return NotLeader();
-        auto image = co_await rpc::RunBlocking(runtime_.blocking_pool(), [this] {
-          return std::make_pair(state_.last_applied(), state_.Snapshot());
-        });
-        if (!image.second.ok()) co_return image.second.status();
+        std::shared_ptr<const PendingBackup> backup;
+        if (req.token().empty()) {
+          // Only the leader has applied every acknowledged write.
+          if (node_.status().role != "leader") co_return NotLeader();
+          auto image = co_await rpc::RunBlocking(runtime_.blocking_pool(), [this] {
+            return std::make_pair(state_.last_applied(), state_.Snapshot());
+          });
+          if (!image.second.ok()) co_return image.second.status();
+          auto fresh = std::make_shared<PendingBackup>();
+          fresh->token = RandomId();
+          fresh->applied = image.first;
+          fresh->image = std::move(*image.second);
+          backup = fresh;
+          std::lock_guard lock(backup_mu_);
+          backup_ = backup;
+          spdlog::info("audit: {} backup at index {} ({} bytes) -> ok", caller.principal,
+                       image.first, backup->image.size());
+        } else {
+          std::lock_guard lock(backup_mu_);
+          if (!backup_ || backup_->token != req.token()) {
+            co_return Error(Code::kNotFound, "that backup is no longer held here; start again");
+          }
+          backup = backup_;
+        }
+        if (req.offset() > backup->image.size()) {
+          co_return Error(Code::kInvalidArgument, "offset beyond the end of the backup");
+        }
+        size_t n = std::min<size_t>(config_.backup_chunk_bytes, backup->image.size() - req.offset());
         BackupReply reply;
-        reply.set_applied(image.first);
-        reply.set_image(image.second->data(), image.second->size());
-        spdlog::info("audit: {} backup at index {} -> ok", caller.principal, image.first);
+        reply.set_token(backup->token);
+        reply.set_applied(backup->applied);
+        reply.set_total(backup->image.size());
+        reply.set_image(backup->image.data() + req.offset(), n);
         co_return reply;
       });
 }

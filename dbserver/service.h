@@ -4,6 +4,8 @@
 // Thread-safe: handlers run concurrently on the Asio threads.
 #pragma once
 
+#include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 
@@ -40,6 +42,14 @@ class DbService {
   RaftNode& node_;
   rpc::Runtime& runtime_;
   std::set<std::string> admins_;
+  // The image of the backup being fetched (one at a time; a new backup replaces it).
+  struct PendingBackup {
+    std::string token;
+    uint64_t applied = 0;
+    Bytes image;
+  };
+  std::mutex backup_mu_;
+  std::shared_ptr<const PendingBackup> backup_;  // backup_mu_
 };
 
 }  // namespace heka::db

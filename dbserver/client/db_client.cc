@@ -361,9 +361,26 @@ awaitable<Result<ChangeMemberReply>> DbClient::ChangeMember(ChangeMemberRequest 
                                                options_.call_timeout);
 }
 
+// Fetches the image chunk by chunk from the leader that took it, and joins the chunks.
 awaitable<Result<BackupReply>> DbClient::Backup() {
-  co_return co_await Routed<BackupReply>("heka.db.Db.Backup", BackupRequest(), Route::kLeader,
-                                         options_.retry_deadline, options_.backup_timeout);
+  Result<BackupReply> first = co_await Routed<BackupReply>(
+      "heka.db.Db.Backup", BackupRequest(), Route::kLeader, options_.retry_deadline,
+      options_.backup_timeout);
+  if (!first.ok()) co_return first;
+  BackupReply whole = std::move(*first);
+  std::string* image = whole.mutable_image();
+  while (image->size() < whole.total()) {
+    BackupRequest next;
+    next.set_token(whole.token());
+    next.set_offset(image->size());
+    Result<BackupReply> chunk = co_await Routed<BackupReply>(
+        "heka.db.Db.Backup", std::move(next), Route::kLeader, options_.retry_deadline,
+        options_.backup_timeout);
+    if (!chunk.ok()) co_return chunk.status();
+    if (chunk->image().empty()) co_return Error(Code::kProtocolError, "empty backup chunk");
+    image->append(chunk->image());
+  }
+  co_return whole;
 }
 
 }  // namespace heka::db

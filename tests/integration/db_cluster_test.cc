@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 
 #include "proto/db.pb.h"
 #include "rpc/client.h"
@@ -50,6 +51,7 @@ class DbClusterTest : public ::testing::Test {
     keys_ = &SharedKeys();
     testing::DbClusterOptions o;
     o.provider_admins = {"admin@HEKA.TEST"};
+    o.backup_chunk_bytes = 4096;  // so a backup takes many chunks
     auto c = DbCluster::Create(SharedRealm(), o);
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     cluster_ = std::move(*c);
@@ -326,7 +328,10 @@ TEST_F(DbCliTest, BackupThenRestoreIntoAFreshClusterGivesIdenticalContents) {
   ExpectOk(Heka(admin, {"pts", "creategroup", "-name", "staff", "-cell", "initech"}));
   ExpectOk(Heka(admin, {"pts", "adduser", "-user", "milton", "-group", "staff", "-cell", "initech"}));
   std::string backup = SharedRealm().dir() + "/backup-" + std::to_string(getpid()) + ".sqlite";
-  ExpectOk(Heka(admin, {"db", "backup", "-file", backup}));
+  auto saved = Heka(admin, {"db", "backup", "-file", backup});
+  ExpectOk(saved);
+  // The cluster hands out 4 KiB per reply here, so this took many chunks.
+  EXPECT_GT(std::filesystem::file_size(backup), 4 * 4096u) << saved.output;
 
   testing::DbClusterOptions o;
   o.provider_admins = {"admin@HEKA.TEST"};

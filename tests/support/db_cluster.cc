@@ -89,7 +89,8 @@ Status DbCluster::WriteConfig(const Member& m) {
   }
   f << "]\n\n[member]\nid = " << m.id << "\naddress = \"127.0.0.1:" << m.port << "\"\n"
     << "principal = \"" << m.principal << "\"\nkeytab = \"" << m.keytab << "\"\n"
-    << "data_dir = \"" << m.dir << "\"\n\n[raft]\nsnapshot_threshold = "
+    << "data_dir = \"" << m.dir << "\"\nbackup_chunk_bytes = " << options_.backup_chunk_bytes
+    << "\n\n[raft]\nsnapshot_threshold = "
     << options_.snapshot_threshold << "\n";
   for (const auto& [id, p] : members_) {
     if (!p.bootstrap && id != m.id && m.bootstrap) continue;  // initial members know initial peers

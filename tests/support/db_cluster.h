@@ -21,6 +21,7 @@ struct DbClusterOptions {
   int members = 3;
   std::vector<std::string> provider_admins;  // principals
   unsigned snapshot_threshold = 8192;
+  size_t backup_chunk_bytes = 8 << 20;
 };
 
 class DbCluster {
