@@ -33,6 +33,11 @@ std::string_view CodeName(Code code) {
     case Code::kStale: return "stale member";
     case Code::kLocked: return "locked";
     case Code::kFenced: return "fenced";
+    case Code::kNotEmpty: return "directory not empty";
+    case Code::kQuotaExceeded: return "quota exceeded";
+    case Code::kCrossDevice: return "cross-device link";
+    case Code::kNotDirectory: return "not a directory";
+    case Code::kIsDirectory: return "is a directory";
   }
   return "unknown error";
 }

@@ -52,6 +52,13 @@ enum class Code : uint32_t {
   kStale = 302,                // this member lost its leader: it refuses authorisation reads
   kLocked = 303,               // a volume operation lock is held by someone else
   kFenced = 304,               // a lock generation that is no longer current
+
+  // fileserver/: the volume store.
+  kNotEmpty = 400,             // ENOTEMPTY: removing or replacing a non-empty directory
+  kQuotaExceeded = 401,        // EDQUOT: the volume's quota would be exceeded
+  kCrossDevice = 402,          // EXDEV: a hard link across directories or volumes
+  kNotDirectory = 403,         // ENOTDIR: a directory operation on a non-directory
+  kIsDirectory = 404,          // EISDIR: a file operation on a directory
 };
 
 // Returns the stable, lower-case name of a code ("permission denied").

@@ -1,0 +1,271 @@
+// Volume: one volume instance on a partition: its metadata database (vnodes, directory
+// entries, ACLs, header; SQLite in <partition>/V<volid>/meta.sqlite) and its file data
+// (chunks in <partition>/V<volid>/c). Format: docs/formats/volume.md.
+// Every operation is one SQLite transaction and is durable when it returns OK. A store is a
+// transaction too (StoreTransaction): readers see the old or the new data version, never a mix.
+// Thread safety: all methods may be called from any thread; a mutex serialises them (reads
+// included, for now). A StoreTransaction is used by one thread and must not outlive its
+// Volume. Errors (util/status.h): kNotFound (ENOENT), kAlreadyExists (EEXIST),
+// kNotDirectory (ENOTDIR), kIsDirectory (EISDIR), kNotEmpty (ENOTEMPTY), kCrossDevice
+// (EXDEV), kQuotaExceeded (EDQUOT), kInvalidArgument (bad name, "name too long"), kNoSpace /
+// kIoError (storage), kUnavailable (another store to the same vnode is in progress).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fileserver/volume/chunk_store.h"
+#include "fileserver/volume/env.h"
+#include "fileserver/volume/meta_db.h"
+#include "util/bytes.h"
+#include "util/status.h"
+
+namespace heka::fs {
+
+inline constexpr uint32_t kVolumeFormatVersion = 1;
+inline constexpr uint64_t kRootVnode = 1;
+inline constexpr size_t kMaxNameLength = 1024;          // bytes
+inline constexpr int64_t kSystemAdministrators = -204;  // AFS's id of system:administrators
+
+enum class VolumeType : uint8_t { kReadWrite = 0, kReadOnly = 1, kBackup = 2 };
+enum class VnodeType : uint8_t { kFile = 1, kDir = 2, kSymlink = 3 };
+
+// AFS access rights (the same bit values as OpenAFS's PRSFS_*).
+enum Rights : uint32_t {
+  kRead = 1,         // r
+  kWrite = 2,        // w
+  kInsert = 4,       // i
+  kLookup = 8,       // l
+  kDelete = 16,      // d
+  kLock = 32,        // k
+  kAdminister = 64,  // a
+  kAllRights = 127,
+};
+
+struct VolumeHeader {
+  uint64_t id = 0;
+  std::string name;
+  VolumeType type = VolumeType::kReadWrite;
+  uint64_t parent_id = 0;    // the RW volume this one was cloned from; 0 if none
+  uint64_t quota_bytes = 0;  // 0: unlimited
+  uint64_t usage_bytes = 0;  // sum of file and symlink sizes
+  uint64_t next_vnode = 0;
+  uint64_t next_uniq = 0;
+  uint64_t serial = 0;        // change serial: bumped by every change
+  uint64_t stores = 0;        // committed stores (billing counter)
+  uint64_t bytes_stored = 0;  // bytes written by committed stores
+};
+
+struct VnodeStatus {
+  uint64_t vnode = 0;
+  uint64_t uniq = 0;
+  VnodeType type = VnodeType::kFile;
+  uint32_t mode = 0;
+  int64_t owner = 0;
+  int64_t group = 0;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  uint64_t data_version = 0;
+  uint32_t link_count = 0;  // files: entries naming it; directories: 2 + subdirectories
+  uint64_t parent = 0;      // the directory holding its entries (root: itself)
+  uint64_t serial = 0;      // change serial of its last change
+  Bytes client_attr;        // opaque to the server
+};
+
+struct DirEntry {
+  std::string name;  // bytes, not necessarily UTF-8
+  uint64_t vnode = 0;
+  uint64_t uniq = 0;
+};
+
+struct AclEntry {
+  int64_t principal = 0;  // user or group id (PTDB); groups are negative
+  uint32_t rights = 0;    // Rights bits
+  bool negative = false;  // a negative entry removes rights
+  bool operator==(const AclEntry&) const = default;
+};
+
+struct NewVnodeAttrs {
+  uint32_t mode = 0644;
+  int64_t owner = 0;
+  int64_t group = 0;
+  Bytes client_attr;
+};
+
+// Fields left empty are not changed. A size change truncates or extends (with zeros) and is
+// a new data version; extending counts against the quota.
+struct SetAttrRequest {
+  std::optional<uint32_t> mode = std::nullopt;
+  std::optional<int64_t> owner = std::nullopt;
+  std::optional<int64_t> group = std::nullopt;
+  std::optional<int64_t> mtime_ns = std::nullopt;
+  std::optional<uint64_t> size = std::nullopt;
+  std::optional<Bytes> client_attr = std::nullopt;
+};
+
+struct VolumeOptions {
+  Env* env = nullptr;               // not owned; must outlive the volume. Default: DefaultEnv()
+  std::string partition;            // directory of the partition, e.g. "/vicepa"; must exist
+  uint64_t chunk_size = 1 << 20;    // bytes. Default: 1 MiB. Fixed for a volume's life.
+  std::function<int64_t()> now_ns;  // wall clock in ns since the epoch. Default: realtime
+};
+
+// OK for a valid directory entry name: 1 to kMaxNameLength bytes ("name too long" beyond),
+// not "." or "..", without '/' or NUL. Otherwise kInvalidArgument.
+Status CheckEntryName(std::string_view name);
+
+class StoreTransaction;
+
+class Volume {
+ public:
+  // Creates a new volume with an empty root directory (vnode 1) whose ACL gives
+  // system:administrators all rights. kAlreadyExists if the volume directory exists.
+  static Result<std::unique_ptr<Volume>> Create(VolumeOptions options, uint64_t id,
+                                                std::string name, VolumeType type,
+                                                uint64_t quota_bytes);
+  // Opens an existing volume. kNotFound if there is none.
+  static Result<std::unique_ptr<Volume>> Open(VolumeOptions options, uint64_t id);
+  ~Volume();
+
+  Result<VolumeHeader> Header();
+  Status SetQuota(uint64_t quota_bytes);  // 0: unlimited
+
+  Result<VnodeStatus> GetVnode(uint64_t vnode);
+  Result<DirEntry> Lookup(uint64_t dir, std::string_view name);
+  // Up to `limit` entries of `dir` whose names sort (bytewise) after `after_name`, in order.
+  // Start with "". Paging stays correct while entries are created and deleted: an entry
+  // present throughout appears exactly once.
+  Result<std::vector<DirEntry>> List(uint64_t dir, std::string_view after_name, size_t limit);
+
+  // Create a file, directory (inheriting the parent's ACL) or symlink named `name` in `dir`.
+  // kQuotaExceeded when the volume is at or over its quota (or a symlink's target would
+  // take it over).
+  Result<VnodeStatus> CreateFile(uint64_t dir, std::string_view name, const NewVnodeAttrs& a);
+  Result<VnodeStatus> MakeDir(uint64_t dir, std::string_view name, const NewVnodeAttrs& a);
+  Result<VnodeStatus> Symlink(uint64_t dir, std::string_view name, std::string_view target,
+                              const NewVnodeAttrs& a);
+  Result<std::string> ReadLink(uint64_t vnode);
+
+  // Removes a file or symlink entry (kIsDirectory for a directory). The vnode and its data
+  // go when its last link does.
+  Status Remove(uint64_t dir, std::string_view name);
+  // Removes an empty directory (kNotDirectory for a file, kNotEmpty if it has entries).
+  Status RemoveDir(uint64_t dir, std::string_view name);
+  // rename(2) within the volume, replacing an existing target (a file by a file, an empty
+  // directory by a directory). kInvalidArgument when moving a directory into itself;
+  // kCrossDevice when moving a file with several links to another directory (AFS rule:
+  // all links of a file live in one directory).
+  Status Rename(uint64_t src_dir, std::string_view src_name, uint64_t dst_dir,
+                std::string_view dst_name);
+  // Adds a hard link `name` in `dir` to file `vnode`, which must already be in `dir`
+  // (kCrossDevice otherwise; kIsDirectory for a directory).
+  Result<VnodeStatus> Link(uint64_t dir, uint64_t vnode, std::string_view name);
+  Result<VnodeStatus> SetAttr(uint64_t vnode, const SetAttrRequest& request);
+
+  Result<std::vector<AclEntry>> GetAcl(uint64_t dir);
+  Status SetAcl(uint64_t dir, const std::vector<AclEntry>& acl);  // replaces the ACL
+
+  // Starts a store to file `vnode`. See StoreTransaction.
+  Result<std::unique_ptr<StoreTransaction>> BeginStore(uint64_t vnode);
+  // Reads [offset, offset + len) of the current data version, clipped to the file size.
+  // Holes (chunks never written) read as zeros.
+  Result<Bytes> Read(uint64_t vnode, uint64_t offset, uint64_t len);
+
+  // A cheap copy of this volume as `new_id` on the same partition: the metadata database is
+  // copied (SQLite backup API) and every chunk file hard-linked, so both share the data
+  // until one of them stores (chunks are never modified in place).
+  Result<std::unique_ptr<Volume>> Clone(uint64_t new_id, std::string name, VolumeType type);
+
+  uint64_t id() const { return id_; }
+  uint64_t chunk_size() const { return options_.chunk_size; }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  friend class StoreTransaction;
+  struct Txn;
+  Volume(VolumeOptions options, uint64_t id, std::unique_ptr<MetaDb> db);
+
+  // All below: REQUIRES mu_ held; the *InTxn ones also an open transaction.
+  Status RunTxn(const std::function<Status()>& body, std::vector<ChunkKey>* dead_chunks);
+  void DropChunks(const std::vector<ChunkKey>& keys);
+  Result<VnodeStatus> LoadVnode(uint64_t vnode);
+  Result<VnodeStatus> LoadDir(uint64_t dir);
+  Result<DirEntry> LookupInTxn(uint64_t dir, std::string_view name);
+  Result<uint64_t> BumpSerial();
+  Status AddUsage(int64_t delta, bool check_quota);
+  Status TouchDir(uint64_t dir, uint64_t serial, int link_delta);
+  Status DropLink(const VnodeStatus& v, uint64_t serial, std::vector<ChunkKey>* dead);
+  Status DeleteVnode(const VnodeStatus& v, std::vector<ChunkKey>* dead);
+  Status IsEmptyDir(uint64_t dir);
+  Status CheckNotAncestor(uint64_t moving, uint64_t dst_dir);
+  Result<VnodeStatus> CreateNode(uint64_t dir, std::string_view name, VnodeType type,
+                                 const NewVnodeAttrs& a, std::string_view target);
+  Status RenameInTxn(uint64_t src_dir, std::string_view src_name, uint64_t dst_dir,
+                     std::string_view dst_name, std::vector<ChunkKey>* dead);
+  Status ReplaceTarget(const VnodeStatus& src, const DirEntry& target, uint64_t dst_dir,
+                       uint64_t serial, std::vector<ChunkKey>* dead);
+  // Sets a file's size (chunk rows clipped or dropped) and data version.
+  Status ResizeInTxn(const VnodeStatus& v, uint64_t new_size, std::vector<ChunkKey>* dead);
+  Status CommitStore(StoreTransaction& store, uint64_t new_size);
+  Status LinkChunksInto(ChunkStore& dest);
+
+  const VolumeOptions options_;
+  const uint64_t id_;
+  const std::string dir_;
+  std::mutex mu_;
+  std::unique_ptr<MetaDb> db_;
+  ChunkStore chunks_;
+  std::set<uint64_t> storing_;  // vnodes with a StoreTransaction in progress
+};
+
+// A store: BeginStore → WriteChunk any number of times → Commit (or Abort). Chunks are
+// written durably under the new data version as WriteChunk is called, outside the volume's
+// lock; Commit then makes them visible in one SQLite commit (size, data version + 1, usage)
+// and only afterwards deletes the chunks of the old version that were replaced. On any
+// failure, and on Abort() or destruction without Commit, the new chunks are removed and the
+// file is unchanged. Only one store per vnode at a time.
+class StoreTransaction {
+ public:
+  ~StoreTransaction();  // aborts if neither committed nor aborted
+  StoreTransaction(const StoreTransaction&) = delete;
+  StoreTransaction& operator=(const StoreTransaction&) = delete;
+
+  // The new full content of chunk `index` (bytes [index * chunk_size, ...)).
+  // REQUIRES: data.size() <= chunk_size; the transaction is still open.
+  Status WriteChunk(uint64_t index, ByteView data);
+  // Makes the store visible with file size `new_size`: chunks past it are dropped, the
+  // rest of the file keeps its old chunks. kQuotaExceeded if growing past the quota.
+  // After an error the transaction is finished (aborted).
+  Status Commit(uint64_t new_size);
+  Status Abort();
+
+  uint64_t vnode() const { return vnode_; }
+  uint64_t base_data_version() const { return base_dv_; }
+
+ private:
+  friend class Volume;
+  StoreTransaction(Volume* volume, uint64_t vnode, uint64_t uniq, uint64_t base_dv)
+      : volume_(volume), vnode_(vnode), uniq_(uniq), base_dv_(base_dv) {}
+  ChunkKey Key(uint64_t index) const { return {vnode_, uniq_, index, base_dv_ + 1}; }
+  void Finish();  // releases the vnode's store slot
+
+  Volume* volume_;
+  uint64_t vnode_;
+  uint64_t uniq_;
+  uint64_t base_dv_;
+  std::map<uint64_t, uint64_t> written_;  // chunk index → length
+  uint64_t bytes_written_ = 0;
+  Status failure_;  // the first WriteChunk failure: Commit refuses
+  bool finished_ = false;
+};
+
+}  // namespace heka::fs

@@ -1,0 +1,260 @@
+// Volume: file data (stores, reads, size changes) and clones.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "fileserver/volume/volume.h"
+
+namespace heka::fs {
+
+// --- size changes ----------------------------------------------------------------------------
+
+Status Volume::ResizeInTxn(const VnodeStatus& v, uint64_t new_size, std::vector<ChunkKey>* dead) {
+  const uint64_t cs = options_.chunk_size;
+  const uint64_t first_gone = (new_size + cs - 1) / cs;  // chunks wholly past the end
+  {
+    Query q(*db_, "SELECT idx, dv FROM chunks WHERE vnode = ? AND idx >= ?", v.vnode, first_gone);
+    for (;;) {
+      auto row = q.Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      dead->push_back({v.vnode, v.uniq, q.Uint(0), q.Uint(1)});
+    }
+  }
+  Status s =
+      Query(*db_, "DELETE FROM chunks WHERE vnode = ? AND idx >= ?", v.vnode, first_gone).Run();
+  if (!s.ok() || new_size % cs == 0) return s;
+  // The last chunk keeps its file; only its valid length shrinks, so bytes past the end read
+  // as zeros if the file grows again.
+  return Query(*db_, "UPDATE chunks SET len = MIN(len, ?) WHERE vnode = ? AND idx = ?",
+               new_size % cs, v.vnode, new_size / cs)
+      .Run();
+}
+
+Result<VnodeStatus> Volume::SetAttr(uint64_t vnode, const SetAttrRequest& r) {
+  std::lock_guard lock(mu_);
+  std::vector<ChunkKey> dead;
+  Status s = RunTxn(
+      [&]() -> Status {
+        auto v = LoadVnode(vnode);
+        if (!v.ok()) return v.status();
+        auto serial = BumpSerial();
+        if (!serial.ok()) return serial.status();
+        int64_t now = options_.now_ns();
+        int64_t mtime = r.mtime_ns.value_or(v->mtime_ns);
+        uint64_t dv = v->data_version;
+        if (r.size && *r.size != v->size) {
+          if (v->type == VnodeType::kDir) return Error(Code::kIsDirectory, "size of a directory");
+          if (v->type == VnodeType::kSymlink)
+            return Error(Code::kInvalidArgument, "size of a symlink");
+          if (Status st = ResizeInTxn(*v, *r.size, &dead); !st.ok()) return st;
+          int64_t delta = static_cast<int64_t>(*r.size) - static_cast<int64_t>(v->size);
+          if (Status st = AddUsage(delta, true); !st.ok()) return st;
+          dv++;
+          if (!r.mtime_ns) mtime = now;
+        }
+        Query q(*db_,
+                "UPDATE vnodes SET mode = ?, owner = ?, grp = ?, mtime_ns = ?, ctime_ns = ?, "
+                "size = ?, dv = ?, serial = ?, attr = ? WHERE vnode = ?",
+                r.mode.value_or(v->mode), r.owner.value_or(v->owner), r.group.value_or(v->group),
+                mtime, now, r.size.value_or(v->size), dv, *serial);
+        q.Bind(ByteView(r.client_attr ? *r.client_attr : v->client_attr));
+        q.Bind(vnode);
+        return q.Run();
+      },
+      &dead);
+  if (!s.ok()) return s;
+  return LoadVnode(vnode);
+}
+
+// --- stores ----------------------------------------------------------------------------------
+
+Result<std::unique_ptr<StoreTransaction>> Volume::BeginStore(uint64_t vnode) {
+  std::lock_guard lock(mu_);
+  auto v = LoadVnode(vnode);
+  if (!v.ok()) return v.status();
+  if (v->type == VnodeType::kDir) return Error(Code::kIsDirectory, "store to a directory");
+  if (v->type == VnodeType::kSymlink) return Error(Code::kInvalidArgument, "store to a symlink");
+  if (!storing_.insert(vnode).second)
+    return Error(Code::kUnavailable,
+                 "another store to vnode " + std::to_string(vnode) + " is in progress");
+  return std::unique_ptr<StoreTransaction>(
+      new StoreTransaction(this, vnode, v->uniq, v->data_version));
+}
+
+Status Volume::CommitStore(StoreTransaction& store, uint64_t new_size) {
+  const uint64_t cs = options_.chunk_size;
+  for (const auto& [index, len] : store.written_) {
+    if (index * cs >= new_size && len > 0)
+      return Error(Code::kInvalidArgument, "chunk " + std::to_string(index) + " past new size");
+  }
+  std::lock_guard lock(mu_);
+  std::vector<ChunkKey> dead;
+  return RunTxn(
+      [&]() -> Status {
+        auto v = LoadVnode(store.vnode_);
+        if (!v.ok()) return v.status();
+        if (v->data_version != store.base_dv_)
+          return Error(Code::kUnavailable, "file changed during the store; retry");
+        auto serial = BumpSerial();
+        if (!serial.ok()) return serial.status();
+        const uint64_t new_dv = store.base_dv_ + 1;
+        for (const auto& [index, len] : store.written_) {
+          Query old(*db_, "SELECT dv FROM chunks WHERE vnode = ? AND idx = ?", v->vnode, index);
+          auto row = old.Step();
+          if (!row.ok()) return row.status();
+          if (*row) dead.push_back({v->vnode, v->uniq, index, old.Uint(0)});
+          Status s = Query(*db_, "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?)", v->vnode,
+                           index, new_dv, len)
+                         .Run();
+          if (!s.ok()) return s;
+        }
+        if (Status s = ResizeInTxn(*v, new_size, &dead); !s.ok()) return s;
+        int64_t now = options_.now_ns();
+        Status s = Query(*db_,
+                         "UPDATE vnodes SET size = ?, dv = ?, mtime_ns = ?, ctime_ns = ?, "
+                         "serial = ? WHERE vnode = ?",
+                         new_size, new_dv, now, now, *serial, v->vnode)
+                       .Run();
+        if (s.ok()) {
+          s = Query(*db_, "UPDATE header SET stores = stores + 1, bytes_stored = bytes_stored + ?",
+                    store.bytes_written_)
+                  .Run();
+        }
+        if (!s.ok()) return s;
+        return AddUsage(static_cast<int64_t>(new_size) - static_cast<int64_t>(v->size), true);
+      },
+      &dead);
+}
+
+StoreTransaction::~StoreTransaction() {
+  if (!finished_) (void)Abort();
+}
+
+Status StoreTransaction::WriteChunk(uint64_t index, ByteView data) {
+  if (finished_) return Error(Code::kInvalidArgument, "store already finished");
+  if (data.size() > volume_->options_.chunk_size)
+    return Error(Code::kInvalidArgument, "chunk larger than the chunk size");
+  if (index >= UINT64_MAX / volume_->options_.chunk_size)
+    return Error(Code::kInvalidArgument, "chunk index out of range");
+  written_[index] = 0;  // recorded first, so Abort() removes whatever got written
+  Status s = volume_->chunks_.Write(Key(index), data);
+  if (!s.ok()) {
+    failure_ = s;
+    return s;
+  }
+  written_[index] = data.size();
+  bytes_written_ += data.size();
+  return Status::Ok();
+}
+
+Status StoreTransaction::Commit(uint64_t new_size) {
+  if (finished_) return Error(Code::kInvalidArgument, "store already finished");
+  Status s = failure_.ok() ? volume_->CommitStore(*this, new_size) : failure_;
+  if (!s.ok()) {
+    (void)Abort();
+    return s;
+  }
+  Finish();
+  return Status::Ok();
+}
+
+Status StoreTransaction::Abort() {
+  if (finished_) return Status::Ok();
+  Status result;
+  for (const auto& [index, len] : written_) {
+    Status s = volume_->chunks_.Remove(Key(index));
+    if (result.ok()) result = s;
+  }
+  if (!written_.empty()) {
+    Status s = volume_->chunks_.SyncDir();
+    if (result.ok()) result = s;
+  }
+  Finish();
+  return result;
+}
+
+void StoreTransaction::Finish() {
+  std::lock_guard lock(volume_->mu_);
+  volume_->storing_.erase(vnode_);
+  finished_ = true;
+}
+
+// --- reads -----------------------------------------------------------------------------------
+
+Result<Bytes> Volume::Read(uint64_t vnode, uint64_t offset, uint64_t len) {
+  std::lock_guard lock(mu_);
+  auto v = LoadVnode(vnode);
+  if (!v.ok()) return v.status();
+  if (v->type == VnodeType::kDir) return Error(Code::kIsDirectory, "read of a directory");
+  if (v->type == VnodeType::kSymlink) return Error(Code::kInvalidArgument, "read of a symlink");
+  if (offset >= v->size || len == 0) return Bytes();
+  const uint64_t end = offset + std::min(len, v->size - offset);  // no overflow
+  const uint64_t cs = options_.chunk_size;
+  Bytes out(end - offset, 0);
+  for (uint64_t index = offset / cs; index <= (end - 1) / cs; ++index) {
+    Query q(*db_, "SELECT dv, len FROM chunks WHERE vnode = ? AND idx = ?", vnode, index);
+    auto row = q.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) continue;  // a hole
+    const uint64_t start = index * cs;
+    const uint64_t from = std::max(offset, start) - start;
+    const uint64_t to = std::min({end - start, cs, q.Uint(1)});
+    if (from >= to) continue;
+    ChunkKey key{vnode, v->uniq, index, q.Uint(0)};
+    auto data = chunks_.Read(key, from, to - from);
+    if (!data.ok()) {
+      if (data.status().code() == Code::kNotFound)
+        return Error(Code::kIoError, "chunk missing: " + chunks_.PathOf(key));
+      return data.status();
+    }
+    std::memcpy(out.data() + (start + from - offset), data->data(), data->size());
+  }
+  return out;
+}
+
+// --- clones ----------------------------------------------------------------------------------
+
+Status Volume::LinkChunksInto(ChunkStore& dest) {
+  Query q(*db_,
+          "SELECT c.vnode, v.uniq, c.idx, c.dv FROM chunks c JOIN vnodes v "
+          "ON v.vnode = c.vnode");
+  for (;;) {
+    auto row = q.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    ChunkKey key{q.Uint(0), q.Uint(1), q.Uint(2), q.Uint(3)};
+    if (Status s = chunks_.LinkInto(key, dest); !s.ok()) return s;
+  }
+  return dest.SyncDir();
+}
+
+Result<std::unique_ptr<Volume>> Volume::Clone(uint64_t new_id, std::string name, VolumeType type) {
+  Env* env = options_.env;
+  std::string dest_dir = options_.partition + "/V" + std::to_string(new_id);
+  {
+    std::lock_guard lock(mu_);
+    if (Status s = env->MkDir(dest_dir); !s.ok()) return s;
+    if (Status s = env->MkDir(dest_dir + "/c"); !s.ok()) return s;
+    ChunkStore dest_chunks(env, dest_dir + "/c");
+    if (Status s = LinkChunksInto(dest_chunks); !s.ok()) return s;
+    // The database goes in last under a temporary name: meta.sqlite exists only for a
+    // complete clone.
+    std::string tmp = dest_dir + "/clone.sqlite.tmp";
+    {
+      auto dest = MetaDb::Open(tmp, /*create=*/true);
+      if (!dest.ok()) return dest.status();
+      if (Status s = db_->BackupTo(**dest); !s.ok()) return s;
+      Status s = Query(**dest, "UPDATE header SET id = ?, name = ?, type = ?, parent_id = ?",
+                       new_id, name, static_cast<int>(type), id_)
+                     .Run();
+      if (!s.ok()) return s;
+    }  // closing checkpoints the WAL into the file
+    if (Status s = env->Rename(tmp, dest_dir + "/meta.sqlite"); !s.ok()) return s;
+    if (Status s = env->SyncDir(dest_dir); !s.ok()) return s;
+    if (Status s = env->SyncDir(options_.partition); !s.ok()) return s;
+  }
+  return Open(options_, new_id);
+}
+
+}  // namespace heka::fs
