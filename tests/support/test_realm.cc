@@ -1,4 +1,5 @@
 #include "tests/support/test_realm.h"
+#include "tests/support/wait.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -34,7 +35,6 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kCommandDeadline = std::chrono::seconds(30);
 constexpr auto kKdcStartDeadline = std::chrono::seconds(10);
 constexpr auto kKdcStopDeadline = std::chrono::seconds(5);
-constexpr auto kPollInterval = std::chrono::milliseconds(10);
 constexpr int kPortAttempts = 5;
 
 std::string ErrnoText(const std::string& what) { return what + ": " + std::strerror(errno); }
@@ -314,22 +314,26 @@ int CountTcpListeners(int port) {
 // or, since it binds with SO_REUSEPORT, it now shares the port with another listener (another
 // test's KDC).
 Status WaitForKdc(pid_t* pid, int port, const std::string& dir) {
-  auto deadline = Clock::now() + kKdcStartDeadline;
-  while (!CanConnect(port)) {
-    int wstatus = 0;
-    if (waitpid(*pid, &wstatus, WNOHANG) == *pid) {
-      *pid = -1;
-      std::string log = ReadFileTail(dir + "/kdc.log");
-      return Error(log.find("in use") != std::string::npos ? Code::kUnavailable : Code::kInternal,
-                   "krb5kdc exited at start on port " + std::to_string(port) + "; kdc.log: " + log);
-    }
-    if (Clock::now() >= deadline) {
-      return Error(Code::kDeadlineExceeded, "krb5kdc did not accept connections on port " +
-                                                std::to_string(port) + " within " +
-                                                std::to_string(kKdcStartDeadline.count()) +
-                                                "s; kdc.log: " + ReadFileTail(dir + "/kdc.log"));
-    }
-    std::this_thread::sleep_for(kPollInterval);
+  bool exited = false;
+  bool ready = WaitFor(
+      [&] {
+        if (CanConnect(port)) return true;
+        int wstatus = 0;
+        exited = waitpid(*pid, &wstatus, WNOHANG) == *pid;
+        return exited;
+      },
+      std::chrono::duration_cast<std::chrono::milliseconds>(kKdcStartDeadline));
+  if (exited) {
+    *pid = -1;
+    std::string log = ReadFileTail(dir + "/kdc.log");
+    return Error(log.find("in use") != std::string::npos ? Code::kUnavailable : Code::kInternal,
+                 "krb5kdc exited at start on port " + std::to_string(port) + "; kdc.log: " + log);
+  }
+  if (!ready) {
+    return Error(Code::kDeadlineExceeded, "krb5kdc did not accept connections on port " +
+                                              std::to_string(port) + " within " +
+                                              std::to_string(kKdcStartDeadline.count()) +
+                                              "s; kdc.log: " + ReadFileTail(dir + "/kdc.log"));
   }
   if (int n = CountTcpListeners(port); n > 1) {
     return Error(Code::kUnavailable,
@@ -340,13 +344,12 @@ Status WaitForKdc(pid_t* pid, int port, const std::string& dir) {
 
 // Waits up to `deadline` for `pid` to exit. Returns true once it has been reaped.
 bool WaitForExit(pid_t pid, Clock::time_point deadline) {
-  while (true) {
-    int wstatus = 0;
-    pid_t r = waitpid(pid, &wstatus, WNOHANG);
-    if (r == pid || (r < 0 && errno == ECHILD)) return true;
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(kPollInterval);
-  }
+  return WaitFor(
+      [pid] {
+        pid_t r = waitpid(pid, nullptr, WNOHANG);
+        return r == pid || (r < 0 && errno == ECHILD);
+      },
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
 }
 
 void StopProcess(pid_t pid) {
