@@ -1,5 +1,7 @@
 #include "dbserver/state/state_machine.h"
 
+#include <atomic>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -118,7 +120,11 @@ struct StateMachine::Impl {
   std::string path;
   mutable std::mutex mu;
   std::unique_ptr<Database> db;  // null only after a Restore that failed to reopen
-  uint64_t last_applied = 0;
+  // Reads use their own connection (WAL lets it read while `db` writes), so a long read or
+  // listing never holds up Apply on the Raft loop thread. Lock order: mu, then read_mu.
+  mutable std::mutex read_mu;
+  std::unique_ptr<Database> reader;  // read_mu
+  std::atomic<uint64_t> last_applied{0};
 
   Status Reopen();
   Result<CommandResult> ApplyInTransaction(uint64_t index, const Command& cmd);
@@ -126,12 +132,12 @@ struct StateMachine::Impl {
   Result<CommandResult> RunCommand(uint64_t index, const Command& cmd);
   Status CloseForRestore();
 
-  // Runs `read` on the database under the mutex.
+  // Runs `read` on the read connection.
   template <typename F>
   auto Read(F&& read) const -> decltype(read(*db)) {
-    std::lock_guard lock(mu);
-    if (!db) return Error(Code::kUnavailable, "database closed after a failed restore");
-    return read(*db);
+    std::lock_guard lock(read_mu);
+    if (!reader) return Error(Code::kUnavailable, "database closed after a failed restore");
+    return read(*reader);
   }
 };
 
@@ -151,6 +157,10 @@ Result<std::unique_ptr<StateMachine>> StateMachine::Open(const std::string& path
 
 Status StateMachine::Impl::Reopen() {
   db.reset();
+  {
+    std::lock_guard lock(read_mu);
+    reader.reset();
+  }
   auto opened = Database::Open(path);
   if (!opened.ok()) return opened.status();
   Status s = internal::InitSchema(**opened);
@@ -159,12 +169,15 @@ Status StateMachine::Impl::Reopen() {
   if (!applied.ok()) return applied.status();
   last_applied = static_cast<uint64_t>(*applied);
   db = std::move(*opened);
+  auto read_conn = Database::Open(path);
+  if (!read_conn.ok()) return read_conn.status();
+  std::lock_guard lock(read_mu);
+  reader = std::move(*read_conn);
   return Status::Ok();
 }
 
 uint64_t StateMachine::last_applied() const {
-  std::lock_guard lock(impl_->mu);
-  return impl_->last_applied;
+  return impl_->last_applied.load();
 }
 
 // --- Apply ---------------------------------------------------------------------------------
@@ -341,6 +354,10 @@ Status StateMachine::Impl::CloseForRestore() {
   if (db) {
     (void)db->Exec("PRAGMA wal_checkpoint(TRUNCATE)");
     db.reset();
+  }
+  {
+    std::lock_guard lock(read_mu);
+    reader.reset();
   }
   // The old database's WAL must never be replayed onto the new file.
   for (const char* suffix : {"-wal", "-shm", "-journal"}) {
