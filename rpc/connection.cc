@@ -287,6 +287,12 @@ void Connection::Dispatch(MessageView msg, std::unique_ptr<uint8_t[]> buffer, si
         SendReply(h.call_id(), Error(Code::kUnknownMethod, "no method " + h.method()));
         return;
       }
+      if (requests_in_flight_.fetch_add(1) >= options_.max_concurrent_requests) {
+        requests_in_flight_.fetch_sub(1);
+        SendReply(h.call_id(), Error(Code::kUnavailable, "server busy: too many requests in "
+                                                         "flight on this connection"));
+        return;
+      }
       Clock::time_point deadline = h.timeout_ms() ? Clock::now() + milliseconds(h.timeout_ms())
                                                   : Clock::time_point::max();
       asio::co_spawn(pool_, RunHandler(shared_from_this(), handler, h.call_id(), std::move(body), deadline),
@@ -327,6 +333,7 @@ awaitable<void> Connection::RunHandler(std::shared_ptr<Connection> self,
     spdlog::error("rpc: handler for a call from {} threw: {}", self->peer_.principal(), e.what());
     result = Error(Code::kInternal, "the server failed to handle the call");
   }
+  self->requests_in_flight_.fetch_sub(1);
   self->SendReply(call_id, result);
 }
 

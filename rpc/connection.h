@@ -40,6 +40,9 @@ struct ConnectionOptions {
   milliseconds frame_timeout{10000};  // max silence inside a started frame (stalled peer). 10 s.
   milliseconds default_call_timeout{30000};  // Call() without a timeout. Default 30 s.
   milliseconds tick{100};             // resolution of deadlines and the checks above. 100 ms.
+  // Requests of the peer being handled at once; more are answered "busy" (kUnavailable)
+  // instead of queueing without bound. Default 4096.
+  int max_concurrent_requests = 4096;
   CipherFactory test_cipher;          // test/benchmark seam; empty = AES-256-GCM.
 };
 
@@ -158,6 +161,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   std::atomic<bool> closed_{false};
   std::atomic<uint64_t> next_call_id_{1};
+  std::atomic<int> requests_in_flight_{0};
   // Everything below belongs to strand_.
   mutable std::mutex reason_mu_;
   Status close_reason_;  // reason_mu_

@@ -232,6 +232,30 @@ TEST_F(ConnectionTest, Ipv6LoopbackWorks) {
   EXPECT_TRUE(Echo(*client, diag::EchoRequest()).ok());
 }
 
+TEST_F(ConnectionTest, TooManyRequestsInFlightAreAnsweredBusy) {
+  server_->Stop();
+  ServerOptions opts;
+  opts.connection.max_concurrent_requests = 4;
+  StartServer(opts);
+  auto client = NewClient();
+  std::vector<std::future<Result<diag::EchoReply>>> futures;
+  for (int i = 0; i < 12; ++i) {
+    diag::EchoRequest req;
+    req.set_delay_ms(300);
+    futures.push_back(asio::co_spawn(runtime_.io(), client->Call<diag::EchoReply>(kDiagEcho, req),
+                                     asio::use_future));
+  }
+  int ok = 0, busy = 0;
+  for (auto& f : futures) {
+    auto r = f.get();
+    if (r.ok()) ++ok;
+    if (r.status().code() == Code::kUnavailable) ++busy;
+  }
+  EXPECT_EQ(ok, 4);
+  EXPECT_EQ(busy, 8);
+  EXPECT_TRUE(Echo(*client, diag::EchoRequest()).ok()) << "the connection survives";
+}
+
 TEST_F(ConnectionTest, DeadPeerIsDetectedWithinSeconds) {
   testing::FrameProxy proxy("127.0.0.1", server_->endpoints()[0].port);
   ClientOptions o;
