@@ -111,6 +111,10 @@ class PosixEnv : public Env {
     if (::mkdir(path.c_str(), 0755) != 0) return OsError(errno, "mkdir", path);
     return Status::Ok();
   }
+  Status RemoveDir(const std::string& path) override {
+    if (::rmdir(path.c_str()) != 0) return OsError(errno, "rmdir", path);
+    return Status::Ok();
+  }
   Status SyncDir(const std::string& path) override {
     int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return OsError(errno, "open", path);
@@ -290,6 +294,12 @@ Status FaultEnv::MkDir(const std::string& path) {
   std::lock_guard lock(mu_);
   if (Status s = CheckAlive(); !s.ok()) return s;
   return base_->MkDir(path);  // directories are treated as durable once made
+}
+
+Status FaultEnv::RemoveDir(const std::string& path) {
+  std::lock_guard lock(mu_);
+  if (Status s = CheckAlive(); !s.ok()) return s;
+  return base_->RemoveDir(path);  // like MkDir: durable at once
 }
 
 Status FaultEnv::SyncDir(const std::string& path) {

@@ -44,7 +44,9 @@ class Env {
   virtual Status Rename(const std::string& from, const std::string& to) = 0;
   virtual Status Unlink(const std::string& path) = 0;                       // kNotFound if absent
   virtual Status Link(const std::string& from, const std::string& to) = 0;  // link(2)
-  virtual Status MkDir(const std::string& path) = 0;    // kAlreadyExists if present
+  virtual Status MkDir(const std::string& path) = 0;  // kAlreadyExists if present
+  // rmdir(2) of an empty directory. Durable after SyncDir() of its parent.
+  virtual Status RemoveDir(const std::string& path) = 0;
   virtual Status SyncDir(const std::string& path) = 0;  // fsync of a directory
   // Names in a directory, without "." and "..", in no particular order.
   virtual Result<std::vector<std::string>> ListDir(const std::string& path) = 0;
@@ -62,8 +64,8 @@ Env* DefaultEnv();  // a process-wide PosixEnv without state; never deleted
 // - test_FailWrites(n, code): the next n Append() calls fail with `code` (kNoSpace or
 //   kIoError) and write nothing.
 // - test_KillAfter(n): after n more mutating calls (create, append, sync, rename, unlink,
-//   link, mkdir, syncdir), every mutating call fails with kIoError, as if the process had
-//   died at that point. Reads keep working. Cleared by Crash().
+//   link, mkdir, rmdir, syncdir), every mutating call fails with kIoError, as if the process
+//   had died at that point. Reads keep working. Cleared by Crash().
 // - Crash(): simulates a power loss for everything done through this Env since it was
 //   built (or since the last Crash()):
 //     * a file created through NewWritableFile keeps only the bytes it had at its last
@@ -73,7 +75,8 @@ Env* DefaultEnv();  // a process-wide PosixEnv without state; never deleted
 //       restores the file it replaced; an undone unlink restores the content);
 //     * a rename counts as durable once the target directory is synced (and the source
 //       directory too when it differs).
-//   Files the FaultEnv never wrote are assumed durable, and so are directories it made.
+//   Files the FaultEnv never wrote are assumed durable, and so are directories it made or
+//   removed.
 //   Restored files get new inodes. The base Env must be a real file system (Crash()
 //   truncates with truncate(2)).
 //   REQUIRES: no WritableFile from this Env is still open.
@@ -97,6 +100,7 @@ class FaultEnv : public Env {
   Status Unlink(const std::string& path) override;
   Status Link(const std::string& from, const std::string& to) override;
   Status MkDir(const std::string& path) override;
+  Status RemoveDir(const std::string& path) override;
   Status SyncDir(const std::string& path) override;
   Result<std::vector<std::string>> ListDir(const std::string& path) override;
   Result<uint64_t> Inode(const std::string& path) override;

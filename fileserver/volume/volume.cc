@@ -2,6 +2,9 @@
 // Stores, reads, SetAttr and clones are in volume_store.cc.
 #include "fileserver/volume/volume.h"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <chrono>
 
 namespace heka::fs {
@@ -13,7 +16,8 @@ CREATE TABLE header(
   name TEXT NOT NULL, type INTEGER NOT NULL, parent_id INTEGER NOT NULL,
   quota INTEGER NOT NULL, usage INTEGER NOT NULL, next_vnode INTEGER NOT NULL,
   next_uniq INTEGER NOT NULL, serial INTEGER NOT NULL, stores INTEGER NOT NULL,
-  bytes_stored INTEGER NOT NULL, chunk_size INTEGER NOT NULL);
+  bytes_stored INTEGER NOT NULL, chunk_size INTEGER NOT NULL, ops INTEGER NOT NULL,
+  reads INTEGER NOT NULL, bytes_read INTEGER NOT NULL);
 CREATE TABLE vnodes(
   vnode INTEGER PRIMARY KEY, uniq INTEGER NOT NULL, type INTEGER NOT NULL,
   mode INTEGER NOT NULL, owner INTEGER NOT NULL, grp INTEGER NOT NULL, size INTEGER NOT NULL,
@@ -36,10 +40,6 @@ constexpr const char* kVnodeColumns =
     "SELECT vnode, uniq, type, mode, owner, grp, size, mtime_ns, ctime_ns, dv, links, parent, "
     "serial, attr FROM vnodes WHERE vnode = ?";
 
-std::string VolumeDir(const VolumeOptions& o, uint64_t id) {
-  return o.partition + "/V" + std::to_string(id);
-}
-
 VolumeOptions WithDefaults(VolumeOptions o) {
   if (o.env == nullptr) o.env = DefaultEnv();
   if (!o.now_ns) {
@@ -52,7 +52,43 @@ VolumeOptions WithDefaults(VolumeOptions o) {
   return o;
 }
 
+// The id in a volume directory name "V<decimal>", if it is one.
+std::optional<uint64_t> ParseVolumeDirName(const std::string& name) {
+  if (name.size() < 2 || name.size() > 21 || name[0] != 'V') return std::nullopt;
+  uint64_t id = 0;
+  for (size_t i = 1; i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9') return std::nullopt;
+    uint64_t digit = static_cast<uint64_t>(name[i] - '0');
+    if (id > (UINT64_MAX - digit) / 10) return std::nullopt;
+    id = id * 10 + digit;
+  }
+  return id;
+}
+
 }  // namespace
+
+std::string VolumeDir(const VolumeOptions& o, uint64_t id) {
+  return o.partition + "/V" + std::to_string(id);
+}
+
+Result<std::vector<uint64_t>> ListVolumeIds(const VolumeOptions& options) {
+  Env* env = options.env != nullptr ? options.env : DefaultEnv();
+  auto names = env->ListDir(options.partition);
+  if (!names.ok()) return names.status();
+  std::vector<uint64_t> ids;
+  for (const std::string& name : *names) {
+    auto id = ParseVolumeDirName(name);
+    if (id && VolumeDir(options, *id) == options.partition + "/" + name) ids.push_back(*id);
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+bool VolumeNeedsSalvage(const VolumeOptions& options, uint64_t id) {
+  Env* env = options.env != nullptr ? options.env : DefaultEnv();
+  std::string dir = VolumeDir(options, id);
+  return env->FileExists(dir + "/" + kDirtyMarkerName) || !env->FileExists(dir + "/meta.sqlite");
+}
 
 Status CheckEntryName(std::string_view name) {
   if (name.size() > kMaxNameLength) return Error(Code::kInvalidArgument, "name too long");
@@ -69,7 +105,7 @@ Volume::Volume(VolumeOptions options, uint64_t id, std::unique_ptr<MetaDb> db)
       db_(std::move(db)),
       chunks_(options_.env, dir_ + "/c") {}
 
-Volume::~Volume() = default;
+Volume::~Volume() { (void)TryMarkClean(); }
 
 Result<std::unique_ptr<Volume>> Volume::Create(VolumeOptions options, uint64_t id, std::string name,
                                                VolumeType type, uint64_t quota_bytes) {
@@ -86,7 +122,7 @@ Result<std::unique_ptr<Volume>> Volume::Create(VolumeOptions options, uint64_t i
   if (Status s = m.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
   Status s = m.Exec(kSchema);
   if (s.ok()) {
-    s = Query(m, "INSERT INTO header VALUES (1, ?, ?, ?, ?, 0, ?, 0, 2, 2, 1, 0, 0, ?)",
+    s = Query(m, "INSERT INTO header VALUES (1, ?, ?, ?, ?, 0, ?, 0, 2, 2, 1, 0, 0, ?, 0, 0, 0)",
               kVolumeFormatVersion, id, name, static_cast<int>(type), quota_bytes,
               options.chunk_size)
             .Run();
@@ -123,19 +159,26 @@ Result<std::unique_ptr<Volume>> Volume::Open(VolumeOptions options, uint64_t id)
     return Error(Code::kIoError, "unknown volume format " + std::to_string(q.Int(0)));
   if (q.Uint(1) != id) return Error(Code::kIoError, "volume id mismatch in " + dir);
   options.chunk_size = q.Uint(2);
-  return std::unique_ptr<Volume>(new Volume(std::move(options), id, std::move(*db)));
+  bool marked = options.env->FileExists(dir + "/" + kDirtyMarkerName);
+  std::unique_ptr<Volume> volume(new Volume(std::move(options), id, std::move(*db)));
+  if (marked) spdlog::warn("volume {}: opened with its dirty marker; it needs a salvage", id);
+  volume->dirty_ = volume->needs_salvage_ = marked;
+  return volume;
 }
 
 // --- helpers ---------------------------------------------------------------------------------
 
 Status Volume::RunTxn(const std::function<Status()>& body, std::vector<ChunkKey>* dead_chunks) {
+  if (Status s = MarkDirty(); !s.ok()) return s;
   if (Status s = db_->Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
   Status s = body();
-  if (s.ok()) s = db_->Exec("COMMIT");
-  if (!s.ok()) {
+  Result<std::array<uint64_t, 3>> folded = s.ok() ? FoldCountersInTxn() : s;
+  if (folded.ok()) s = db_->Exec("COMMIT");
+  if (!folded.ok() || !s.ok()) {
     (void)db_->Exec("ROLLBACK");  // fails harmlessly if SQLite already rolled back
-    return s;
+    return s.ok() ? folded.status() : s;
   }
+  ForgetFolded(*folded);
   if (dead_chunks != nullptr) DropChunks(*dead_chunks);
   return Status::Ok();
 }
@@ -143,8 +186,80 @@ Status Volume::RunTxn(const std::function<Status()>& body, std::vector<ChunkKey>
 void Volume::DropChunks(const std::vector<ChunkKey>& keys) {
   // After the commit: failures leave orphans for the salvager, never visible data.
   if (keys.empty()) return;
-  for (const ChunkKey& key : keys) (void)chunks_.Remove(key);
-  (void)chunks_.SyncDir();
+  bool clean = true;
+  for (const ChunkKey& key : keys) clean = chunks_.Remove(key).ok() && clean;
+  clean = chunks_.SyncDir().ok() && clean;
+  if (!clean) needs_salvage_ = true;
+}
+
+// --- dirty marker and counters ---------------------------------------------------------------
+
+Status Volume::MarkDirty() {
+  if (dirty_) return Status::Ok();
+  Env* env = options_.env;
+  auto file = env->NewWritableFile(dir_ + "/" + kDirtyMarkerName);
+  if (!file.ok()) return file.status();
+  Status s = (*file)->Sync();
+  Status closed = (*file)->Close();
+  if (s.ok()) s = closed;
+  if (s.ok()) s = env->SyncDir(dir_);
+  if (!s.ok()) return s.WithContext("volume " + std::to_string(id_) + ": dirty marker");
+  dirty_ = true;
+  return Status::Ok();
+}
+
+Result<std::array<uint64_t, 3>> Volume::FoldCountersInTxn() {
+  std::array<uint64_t, 3> add = {pending_ops_.load(), pending_reads_.load(),
+                                 pending_bytes_read_.load()};
+  if (add == std::array<uint64_t, 3>{}) return add;
+  Status s = Query(*db_,
+                   "UPDATE header SET ops = ops + ?, reads = reads + ?, "
+                   "bytes_read = bytes_read + ?",
+                   add[0], add[1], add[2])
+                 .Run();
+  if (!s.ok()) return s;
+  return add;
+}
+
+void Volume::ForgetFolded(const std::array<uint64_t, 3>& folded) {
+  pending_ops_.fetch_sub(folded[0]);
+  pending_reads_.fetch_sub(folded[1]);
+  pending_bytes_read_.fetch_sub(folded[2]);
+}
+
+Status Volume::FlushCountersLocked() {
+  if (pending_ops_.load() == 0 && pending_reads_.load() == 0 && pending_bytes_read_.load() == 0)
+    return Status::Ok();
+  if (Status s = db_->Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  auto folded = FoldCountersInTxn();
+  Status s = folded.ok() ? db_->Exec("COMMIT") : folded.status();
+  if (!s.ok()) {
+    (void)db_->Exec("ROLLBACK");
+    return s;
+  }
+  ForgetFolded(*folded);
+  return Status::Ok();
+}
+
+Status Volume::FlushCounters() {
+  std::lock_guard lock(mu_);
+  return FlushCountersLocked();
+}
+
+bool Volume::TryMarkClean() {
+  std::lock_guard lock(mu_);
+  if (Status s = FlushCountersLocked(); !s.ok()) {
+    spdlog::warn("volume {}: counters not flushed: {}", id_, s.ToString());
+    return false;
+  }
+  if (!storing_.empty() || needs_salvage_) return false;
+  if (!dirty_) return true;
+  Env* env = options_.env;
+  Status s = env->Unlink(dir_ + "/" + kDirtyMarkerName);
+  if (s.ok() || s.code() == Code::kNotFound) s = env->SyncDir(dir_);
+  if (!s.ok()) return false;  // still marked: at worst a needless salvage
+  dirty_ = false;
+  return true;
 }
 
 Result<VnodeStatus> Volume::LoadVnode(uint64_t vnode) {
@@ -261,17 +376,28 @@ Result<VolumeHeader> Volume::Header() {
   std::lock_guard lock(mu_);
   Query q(*db_,
           "SELECT id, name, type, parent_id, quota, usage, next_vnode, next_uniq, serial, "
-          "stores, bytes_stored FROM header");
+          "stores, bytes_stored, ops, reads, bytes_read FROM header");
   auto row = q.Step();
   if (!row.ok()) return row.status();
   if (!*row) return Error(Code::kIoError, "volume header missing");
-  return VolumeHeader{q.Uint(0), q.Str(1),  static_cast<VolumeType>(q.Int(2)),
-                      q.Uint(3), q.Uint(4), q.Uint(5),
-                      q.Uint(6), q.Uint(7), q.Uint(8),
-                      q.Uint(9), q.Uint(10)};
+  return VolumeHeader{q.Uint(0),
+                      q.Str(1),
+                      static_cast<VolumeType>(q.Int(2)),
+                      q.Uint(3),
+                      q.Uint(4),
+                      q.Uint(5),
+                      q.Uint(6),
+                      q.Uint(7),
+                      q.Uint(8),
+                      q.Uint(9),
+                      q.Uint(10),
+                      q.Uint(11) + pending_ops_.load(),
+                      q.Uint(12) + pending_reads_.load(),
+                      q.Uint(13) + pending_bytes_read_.load()};
 }
 
 Status Volume::SetQuota(uint64_t quota_bytes) {
+  CountOp();
   std::lock_guard lock(mu_);
   return RunTxn(
       [&]() -> Status {
@@ -282,17 +408,20 @@ Status Volume::SetQuota(uint64_t quota_bytes) {
 }
 
 Result<VnodeStatus> Volume::GetVnode(uint64_t vnode) {
+  CountOp();
   std::lock_guard lock(mu_);
   return LoadVnode(vnode);
 }
 
 Result<DirEntry> Volume::Lookup(uint64_t dir, std::string_view name) {
+  CountOp();
   std::lock_guard lock(mu_);
   return LookupInTxn(dir, name);
 }
 
 Result<std::vector<DirEntry>> Volume::List(uint64_t dir, std::string_view after_name,
                                            size_t limit) {
+  CountOp();
   std::lock_guard lock(mu_);
   if (auto d = LoadDir(dir); !d.ok()) return d.status();
   Query q(*db_,
@@ -310,6 +439,7 @@ Result<std::vector<DirEntry>> Volume::List(uint64_t dir, std::string_view after_
 }
 
 Result<std::string> Volume::ReadLink(uint64_t vnode) {
+  CountOp();
   std::lock_guard lock(mu_);
   Query q(*db_, "SELECT type, target FROM vnodes WHERE vnode = ?", vnode);
   auto row = q.Step();
@@ -321,6 +451,7 @@ Result<std::string> Volume::ReadLink(uint64_t vnode) {
 }
 
 Result<std::vector<AclEntry>> Volume::GetAcl(uint64_t dir) {
+  CountOp();
   std::lock_guard lock(mu_);
   if (auto d = LoadDir(dir); !d.ok()) return d.status();
   Query q(*db_,
@@ -338,6 +469,7 @@ Result<std::vector<AclEntry>> Volume::GetAcl(uint64_t dir) {
 }
 
 Status Volume::SetAcl(uint64_t dir, const std::vector<AclEntry>& acl) {
+  CountOp();
   for (const AclEntry& e : acl) {
     if ((e.rights & ~static_cast<uint32_t>(kAllRights)) != 0)
       return Error(Code::kInvalidArgument, "unknown rights bits");

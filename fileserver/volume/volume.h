@@ -3,14 +3,20 @@
 // (chunks in <partition>/V<volid>/c). Format: docs/formats/volume.md.
 // Every operation is one SQLite transaction and is durable when it returns OK. A store is a
 // transaction too (StoreTransaction): readers see the old or the new data version, never a mix.
+// Dirty marker: the first change after the volume was clean durably creates V<volid>/dirty;
+// TryMarkClean() removes it when nothing is in flight. A volume found with the marker (or
+// without meta.sqlite) after a crash needs the salvager (salvage.h); the others are consistent.
 // Thread safety: all methods may be called from any thread; a mutex serialises them (reads
-// included, for now). A StoreTransaction is used by one thread and must not outlive its
-// Volume. Errors (util/status.h): kNotFound (ENOENT), kAlreadyExists (EEXIST),
-// kNotDirectory (ENOTDIR), kIsDirectory (EISDIR), kNotEmpty (ENOTEMPTY), kCrossDevice
-// (EXDEV), kQuotaExceeded (EDQUOT), kInvalidArgument (bad name, "name too long"), kNoSpace /
-// kIoError (storage), kUnavailable (another store to the same vnode is in progress).
+// included, for now; the read counters are atomics). A StoreTransaction is used by one
+// thread and must not outlive its Volume. Errors (util/status.h): kNotFound (ENOENT),
+// kAlreadyExists (EEXIST), kNotDirectory (ENOTDIR), kIsDirectory (EISDIR), kNotEmpty
+// (ENOTEMPTY), kCrossDevice (EXDEV), kQuotaExceeded (EDQUOT), kInvalidArgument (bad name,
+// "name too long"), kNoSpace / kIoError (storage), kUnavailable (another store to the same
+// vnode is in progress).
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -32,8 +38,9 @@ namespace heka::fs {
 
 inline constexpr uint32_t kVolumeFormatVersion = 1;
 inline constexpr uint64_t kRootVnode = 1;
-inline constexpr size_t kMaxNameLength = 1024;          // bytes
-inline constexpr int64_t kSystemAdministrators = -204;  // AFS's id of system:administrators
+inline constexpr size_t kMaxNameLength = 1024;            // bytes
+inline constexpr int64_t kSystemAdministrators = -204;    // AFS's id of system:administrators
+inline constexpr const char* kDirtyMarkerName = "dirty";  // V<volid>/dirty: changes in flight
 
 enum class VolumeType : uint8_t { kReadWrite = 0, kReadOnly = 1, kBackup = 2 };
 enum class VnodeType : uint8_t { kFile = 1, kDir = 2, kSymlink = 3 };
@@ -59,9 +66,14 @@ struct VolumeHeader {
   uint64_t usage_bytes = 0;  // sum of file and symlink sizes
   uint64_t next_vnode = 0;
   uint64_t next_uniq = 0;
-  uint64_t serial = 0;        // change serial: bumped by every change
-  uint64_t stores = 0;        // committed stores (billing counter)
+  uint64_t serial = 0;  // change serial: bumped by every change
+  // Billing counters. ops, reads and bytes_read are counted in memory and persisted by
+  // FlushCounters() or the next change; a crash loses at most the unflushed ones.
+  uint64_t stores = 0;        // committed stores
   uint64_t bytes_stored = 0;  // bytes written by committed stores
+  uint64_t ops = 0;           // operations of any kind, reads included (a store counts once)
+  uint64_t reads = 0;         // Read() calls that succeeded
+  uint64_t bytes_read = 0;    // bytes returned by them
 };
 
 struct VnodeStatus {
@@ -119,6 +131,15 @@ struct VolumeOptions {
   std::function<int64_t()> now_ns;  // wall clock in ns since the epoch. Default: realtime
 };
 
+// The directory of volume `id`: <partition>/V<id>.
+std::string VolumeDir(const VolumeOptions& options, uint64_t id);
+// Ids of the volume directories ("V<decimal>") on the partition, ascending, unfinished clones
+// included.
+Result<std::vector<uint64_t>> ListVolumeIds(const VolumeOptions& options);
+// True when volume `id` must be salvaged before it is opened: its dirty marker is present (it
+// was being changed when the server stopped) or it has no meta.sqlite (an unfinished clone).
+bool VolumeNeedsSalvage(const VolumeOptions& options, uint64_t id);
+
 // OK for a valid directory entry name: 1 to kMaxNameLength bytes ("name too long" beyond),
 // not "." or "..", without '/' or NUL. Otherwise kInvalidArgument.
 Status CheckEntryName(std::string_view name);
@@ -132,9 +153,19 @@ class Volume {
   static Result<std::unique_ptr<Volume>> Create(VolumeOptions options, uint64_t id,
                                                 std::string name, VolumeType type,
                                                 uint64_t quota_bytes);
-  // Opens an existing volume. kNotFound if there is none.
+  // Opens an existing volume. kNotFound if there is none. Callers should salvage first when
+  // VolumeNeedsSalvage(); a dirty marker found here is kept until a salvage removes it.
   static Result<std::unique_ptr<Volume>> Open(VolumeOptions options, uint64_t id);
-  ~Volume();
+  ~Volume();  // TryMarkClean()
+
+  // Persists the in-memory counters (ops, reads, bytes_read) in one small transaction. Does
+  // not touch the dirty marker.
+  Status FlushCounters();
+  // Flushes the counters and, if no change and no StoreTransaction is in progress, durably
+  // removes the dirty marker. True when the volume is now marked clean. False while stores
+  // are open, on I/O errors, and when garbage may be left behind (a failed store or chunk
+  // removal, or a marker found at Open): such a volume keeps its marker until salvaged.
+  bool TryMarkClean();
 
   Result<VolumeHeader> Header();
   Status SetQuota(uint64_t quota_bytes);  // 0: unlimited
@@ -194,7 +225,17 @@ class Volume {
   struct Txn;
   Volume(VolumeOptions options, uint64_t id, std::unique_ptr<MetaDb> db);
 
+  Result<Bytes> ReadUncounted(uint64_t vnode, uint64_t offset, uint64_t len);  // takes mu_
+
   // All below: REQUIRES mu_ held; the *InTxn ones also an open transaction.
+  // Creates the dirty marker (file and directory synced) unless it is already there.
+  Status MarkDirty();
+  Status FlushCountersLocked();
+  // Adds the in-memory counters to the header inside the current transaction; returns what
+  // it added, to be taken off the in-memory counters once the transaction commits.
+  Result<std::array<uint64_t, 3>> FoldCountersInTxn();
+  void ForgetFolded(const std::array<uint64_t, 3>& folded);
+  void CountOp() { pending_ops_.fetch_add(1, std::memory_order_relaxed); }
   Status RunTxn(const std::function<Status()>& body, std::vector<ChunkKey>* dead_chunks);
   void DropChunks(const std::vector<ChunkKey>& keys);
   Result<VnodeStatus> LoadVnode(uint64_t vnode);
@@ -225,6 +266,12 @@ class Volume {
   std::unique_ptr<MetaDb> db_;
   ChunkStore chunks_;
   std::set<uint64_t> storing_;  // vnodes with a StoreTransaction in progress
+  bool dirty_ = false;          // mu_: the dirty marker exists
+  bool needs_salvage_ = false;  // mu_: garbage may exist, keep the marker for the salvager
+  // Not yet persisted counters; atomics so that reads can count without the lock.
+  std::atomic<uint64_t> pending_ops_{0};
+  std::atomic<uint64_t> pending_reads_{0};
+  std::atomic<uint64_t> pending_bytes_read_{0};
 };
 
 // A store: BeginStore → WriteChunk any number of times → Commit (or Abort). Chunks are
@@ -256,7 +303,8 @@ class StoreTransaction {
   StoreTransaction(Volume* volume, uint64_t vnode, uint64_t uniq, uint64_t base_dv)
       : volume_(volume), vnode_(vnode), uniq_(uniq), base_dv_(base_dv) {}
   ChunkKey Key(uint64_t index) const { return {vnode_, uniq_, index, base_dv_ + 1}; }
-  void Finish();  // releases the vnode's store slot
+  // Releases the vnode's store slot. `clean`: false when files may be left behind.
+  void Finish(bool clean);
 
   Volume* volume_;
   uint64_t vnode_;

@@ -56,6 +56,7 @@ Result<VnodeStatus> Volume::CreateNode(uint64_t dir, std::string_view name, Vnod
 
 Result<VnodeStatus> Volume::CreateFile(uint64_t dir, std::string_view name,
                                        const NewVnodeAttrs& a) {
+  CountOp();
   std::lock_guard lock(mu_);
   Result<VnodeStatus> out;
   Status s = RunTxn(
@@ -69,6 +70,7 @@ Result<VnodeStatus> Volume::CreateFile(uint64_t dir, std::string_view name,
 }
 
 Result<VnodeStatus> Volume::MakeDir(uint64_t dir, std::string_view name, const NewVnodeAttrs& a) {
+  CountOp();
   std::lock_guard lock(mu_);
   Result<VnodeStatus> out;
   Status s = RunTxn(
@@ -83,6 +85,7 @@ Result<VnodeStatus> Volume::MakeDir(uint64_t dir, std::string_view name, const N
 
 Result<VnodeStatus> Volume::Symlink(uint64_t dir, std::string_view name, std::string_view target,
                                     const NewVnodeAttrs& a) {
+  CountOp();
   if (target.empty()) return Error(Code::kInvalidArgument, "empty symlink target");
   std::lock_guard lock(mu_);
   Result<VnodeStatus> out;
@@ -97,6 +100,7 @@ Result<VnodeStatus> Volume::Symlink(uint64_t dir, std::string_view name, std::st
 }
 
 Status Volume::Remove(uint64_t dir, std::string_view name) {
+  CountOp();
   std::lock_guard lock(mu_);
   std::vector<ChunkKey> dead;
   return RunTxn(
@@ -118,6 +122,7 @@ Status Volume::Remove(uint64_t dir, std::string_view name) {
 }
 
 Status Volume::RemoveDir(uint64_t dir, std::string_view name) {
+  CountOp();
   std::lock_guard lock(mu_);
   std::vector<ChunkKey> dead;
   return RunTxn(
@@ -212,12 +217,14 @@ Status Volume::RenameInTxn(uint64_t src_dir, std::string_view src_name, uint64_t
 
 Status Volume::Rename(uint64_t src_dir, std::string_view src_name, uint64_t dst_dir,
                       std::string_view dst_name) {
+  CountOp();
   std::lock_guard lock(mu_);
   std::vector<ChunkKey> dead;
   return RunTxn([&] { return RenameInTxn(src_dir, src_name, dst_dir, dst_name, &dead); }, &dead);
 }
 
 Result<VnodeStatus> Volume::Link(uint64_t dir, uint64_t vnode, std::string_view name) {
+  CountOp();
   std::lock_guard lock(mu_);
   Status s = RunTxn(
       [&]() -> Status {

@@ -32,6 +32,7 @@ Status Volume::ResizeInTxn(const VnodeStatus& v, uint64_t new_size, std::vector<
 }
 
 Result<VnodeStatus> Volume::SetAttr(uint64_t vnode, const SetAttrRequest& r) {
+  CountOp();
   std::lock_guard lock(mu_);
   std::vector<ChunkKey> dead;
   Status s = RunTxn(
@@ -70,14 +71,17 @@ Result<VnodeStatus> Volume::SetAttr(uint64_t vnode, const SetAttrRequest& r) {
 // --- stores ----------------------------------------------------------------------------------
 
 Result<std::unique_ptr<StoreTransaction>> Volume::BeginStore(uint64_t vnode) {
+  CountOp();
   std::lock_guard lock(mu_);
   auto v = LoadVnode(vnode);
   if (!v.ok()) return v.status();
   if (v->type == VnodeType::kDir) return Error(Code::kIsDirectory, "store to a directory");
   if (v->type == VnodeType::kSymlink) return Error(Code::kInvalidArgument, "store to a symlink");
-  if (!storing_.insert(vnode).second)
+  if (storing_.contains(vnode))
     return Error(Code::kUnavailable,
                  "another store to vnode " + std::to_string(vnode) + " is in progress");
+  if (Status s = MarkDirty(); !s.ok()) return s;  // before any chunk file is written
+  storing_.insert(vnode);
   return std::unique_ptr<StoreTransaction>(
       new StoreTransaction(this, vnode, v->uniq, v->data_version));
 }
@@ -155,7 +159,7 @@ Status StoreTransaction::Commit(uint64_t new_size) {
     (void)Abort();
     return s;
   }
-  Finish();
+  Finish(/*clean=*/true);
   return Status::Ok();
 }
 
@@ -170,19 +174,31 @@ Status StoreTransaction::Abort() {
     Status s = volume_->chunks_.SyncDir();
     if (result.ok()) result = s;
   }
-  Finish();
+  // A failed write may have left a temp file, a failed removal a chunk: the salvager's job.
+  Finish(result.ok() && failure_.ok());
   return result;
 }
 
-void StoreTransaction::Finish() {
+void StoreTransaction::Finish(bool clean) {
   std::lock_guard lock(volume_->mu_);
   volume_->storing_.erase(vnode_);
+  if (!clean) volume_->needs_salvage_ = true;
   finished_ = true;
 }
 
 // --- reads -----------------------------------------------------------------------------------
 
 Result<Bytes> Volume::Read(uint64_t vnode, uint64_t offset, uint64_t len) {
+  CountOp();
+  auto out = ReadUncounted(vnode, offset, len);
+  if (out.ok()) {
+    pending_reads_.fetch_add(1, std::memory_order_relaxed);
+    pending_bytes_read_.fetch_add(out->size(), std::memory_order_relaxed);
+  }
+  return out;
+}
+
+Result<Bytes> Volume::ReadUncounted(uint64_t vnode, uint64_t offset, uint64_t len) {
   std::lock_guard lock(mu_);
   auto v = LoadVnode(vnode);
   if (!v.ok()) return v.status();

@@ -251,7 +251,10 @@ TEST_F(StoreTest, ConcurrentReadersNeverSeeAMix) {
       reads++;
     }
   });
-  for (int i = 0; i < 40; ++i) ASSERT_TRUE(StoreAll(*vol_, file_, i % 2 ? a : b).ok());
+  // At least 40 stores, and more until the reader has overlapped some of them (on a busy
+  // machine the reader thread may start late).
+  for (int i = 0; i < 40 || (reads.load() < 20 && i < 100000); ++i)
+    ASSERT_TRUE(StoreAll(*vol_, file_, i % 2 ? a : b).ok());
   done = true;
   reader.join();
   EXPECT_EQ(mixes.load(), 0);
