@@ -38,6 +38,11 @@ std::string_view CodeName(Code code) {
     case Code::kCrossDevice: return "cross-device link";
     case Code::kNotDirectory: return "not a directory";
     case Code::kIsDirectory: return "is a directory";
+    case Code::kNameTooLong: return "name too long";
+    case Code::kStaleFid: return "stale file handle";
+    case Code::kVolumeOffline: return "volume offline";
+    case Code::kLockConflict: return "lock held by another client";
+    case Code::kLockLost: return "lock lost";
   }
   return "unknown error";
 }

@@ -59,6 +59,11 @@ enum class Code : uint32_t {
   kCrossDevice = 402,          // EXDEV: a hard link across directories or volumes
   kNotDirectory = 403,         // ENOTDIR: a directory operation on a non-directory
   kIsDirectory = 404,          // EISDIR: a file operation on a directory
+  kNameTooLong = 405,          // ENAMETOOLONG: a name beyond kMaxNameLength bytes
+  kStaleFid = 406,             // ESTALE: the vnode was deleted (uniquifier differs)
+  kVolumeOffline = 407,        // the volume is offline (salvage, move): retry later
+  kLockConflict = 408,         // EAGAIN: an advisory lock is held by someone else
+  kLockLost = 409,             // EIO: the caller's advisory lock lease was lost
 };
 
 // Returns the stable, lower-case name of a code ("permission denied").

@@ -106,18 +106,8 @@ Status DbCluster::Start(int id) {
   std::vector<std::string> argv = {BinDir() + "/heka-dbserver", "--config", config_path(id),
                                    "--log", log_path(id)};
   if (m.bootstrap) argv.push_back("--bootstrap");
-  pid_t parent = getpid();
-  pid_t pid = fork();
+  pid_t pid = Spawn(argv);
   if (pid < 0) return Error(Code::kInternal, "fork failed");
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(1);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
   m.pid = pid;
   return Status::Ok();
 }
@@ -132,23 +122,13 @@ Status DbCluster::StartAll() {
 
 void DbCluster::Kill(int id) {
   Member& m = members_.at(id);
-  if (m.pid <= 0) return;
-  kill(m.pid, SIGKILL);
-  waitpid(m.pid, nullptr, 0);
+  KillChild(m.pid);
   m.pid = -1;
 }
 
 void DbCluster::Stop(int id) {
   Member& m = members_.at(id);
-  if (m.pid <= 0) return;
-  kill(m.pid, SIGTERM);
-  pid_t pid = m.pid;
-  bool exited = WaitFor([pid] { return waitpid(pid, nullptr, WNOHANG) == pid; },
-                        std::chrono::seconds(10));
-  if (!exited) {
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-  }
+  StopChild(m.pid);
   m.pid = -1;
 }
 

@@ -1,9 +1,12 @@
 #include "tests/support/process.h"
 
+#include "tests/support/wait.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +18,33 @@ extern char** environ;
 namespace heka::testing {
 
 std::string BinDir() { return HEKA_BIN_DIR; }
+
+pid_t Spawn(const std::vector<std::string>& argv) {
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(1);
+  std::vector<std::string> copy = argv;
+  std::vector<char*> args;
+  for (auto& a : copy) args.push_back(a.data());
+  args.push_back(nullptr);
+  execv(args[0], args.data());
+  _exit(127);
+}
+
+void StopChild(pid_t pid, std::chrono::seconds grace) {
+  if (pid <= 0) return;
+  kill(pid, SIGTERM);
+  bool exited = WaitFor([pid] { return waitpid(pid, nullptr, WNOHANG) == pid; }, grace);
+  if (!exited) KillChild(pid);
+}
+
+void KillChild(pid_t pid) {
+  if (pid <= 0) return;
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+}
 
 ProcessResult RunProcess(const std::vector<std::string>& argv,
                          const std::map<std::string, std::string>& env,

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <sys/types.h>
+
 namespace heka::testing {
 
 struct ProcessResult {
@@ -17,6 +19,14 @@ struct ProcessResult {
 ProcessResult RunProcess(const std::vector<std::string>& argv,
                          const std::map<std::string, std::string>& env = {},
                          std::chrono::seconds deadline = std::chrono::seconds(60));
+
+// Starts a long-running child (a server) that is killed when the test process dies. Returns
+// its pid, or -1 if fork failed. Its output goes wherever the program's own --log puts it.
+pid_t Spawn(const std::vector<std::string>& argv);
+// SIGTERM, then waits up to `grace` for the exit; SIGKILL after that. Reaps the child.
+void StopChild(pid_t pid, std::chrono::seconds grace = std::chrono::seconds(10));
+// SIGKILL and reap.
+void KillChild(pid_t pid);
 
 // Directory of the built binaries (build/bin), known at compile time.
 std::string BinDir();

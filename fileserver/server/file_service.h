@@ -1,0 +1,187 @@
+// FileService: the heka.fileserver.File and heka.fileserver.VolumeServer handlers of one heka-fileserver.
+// Every request names a volume and the cell it believes that volume is in; a volume this
+// server does not hold, or one of another cell, is refused with a bare "permission denied".
+// The caller's rights come from the ACL of the directory concerned and the caller's CPS in
+// the volume's cell (rights.h); every status reply carries them. Volume work (SQLite,
+// fsync) runs on the service's disk pool, never on an I/O thread; breaks of the vnodes a
+// request changed are sent after its volume work and before its reply (callbacks.h).
+// Thread-safe: handlers run concurrently.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+
+#include "dbserver/client/db_client.h"
+#include "fileserver/server/callbacks.h"
+#include "fileserver/server/config.h"
+#include "fileserver/server/rights.h"
+#include "fileserver/volume/volume.h"
+#include "proto/fileserver.pb.h"
+#include "rpc/registry.h"
+#include "rpc/runtime.h"
+
+namespace heka::fs {
+
+// One volume instance this server serves.
+struct ServedVolume {
+  std::unique_ptr<Volume> volume;
+  std::string cell;
+  std::string partition;
+  std::atomic<bool> online{true};
+};
+
+// The volumes of this server, by id. Thread-safe.
+class VolumeTable {
+ public:
+  void Put(uint64_t id, std::shared_ptr<ServedVolume> volume);
+  std::shared_ptr<ServedVolume> Find(uint64_t id) const;
+  std::shared_ptr<ServedVolume> Take(uint64_t id);  // removes it
+  std::vector<std::pair<uint64_t, std::shared_ptr<ServedVolume>>> All() const;
+
+ private:
+  mutable std::shared_mutex mu_;
+  std::map<uint64_t, std::shared_ptr<ServedVolume>> volumes_;
+};
+
+// Callers' CPS per (cell, principal), fetched from the PTDB and kept for `ttl`, so a
+// membership change takes effect within that time. Get() blocks: call it off the I/O threads.
+class CpsCache {
+ public:
+  CpsCache(rpc::Runtime& runtime, db::DbClient& db, std::chrono::milliseconds ttl);
+  Result<Cps> Get(const std::string& cell, const std::string& principal);
+
+ private:
+  struct Entry {
+    Cps cps;
+    std::chrono::steady_clock::time_point fetched;
+  };
+  rpc::Runtime& runtime_;
+  db::DbClient& db_;
+  const std::chrono::milliseconds ttl_;
+  std::mutex mu_;
+  std::map<std::pair<std::string, std::string>, Entry> entries_;  // mu_
+};
+
+struct FileServiceDeps {
+  const FileServerConfig* config = nullptr;
+  rpc::Runtime* runtime = nullptr;
+  db::DbClient* db = nullptr;
+  Env* env = nullptr;          // storage seam (DefaultEnv() in the daemon)
+  std::string server_uuid;     // as registered in the VLDB
+  int64_t epoch_ns = 0;        // this process's start time
+};
+
+class FileService {
+ public:
+  explicit FileService(FileServiceDeps deps);
+  ~FileService();
+
+  void Register(rpc::HandlerRegistry& registry);
+  // Waits for the volume work in flight; call before stopping the runtime.
+  void Shutdown() { disk_.join(); }
+  VolumeTable& volumes() { return volumes_; }
+  Callbacks& callbacks() { return callbacks_; }
+  VolumeOptions OptionsFor(const std::string& partition) const;
+  // Records the cell of a volume in its directory (read back by LoadCell at start).
+  static Status SaveCell(Env& env, const std::string& volume_dir, const std::string& cell);
+  static Result<std::string> LoadCell(const std::string& volume_dir);
+
+ private:
+  // What one request knows about its caller and the volume it touches.
+  struct Op {
+    krb::Identity peer;
+    std::string client;           // the caller's cache manager UUID ("" if none)
+    std::shared_ptr<rpc::Connection> conn;
+    std::shared_ptr<ServedVolume> vol;
+    std::string cell;
+    uint64_t volume = 0;
+    Cps cps;
+    std::vector<pb::Fid> breaks;      // vnodes this request changed
+  };
+  // A vnode with the caller's rights on it.
+  struct Node {
+    VnodeStatus v;
+    uint32_t dir_rights = 0;      // rights from the governing directory's ACL
+    uint32_t rights = 0;          // as reported (file mode bits applied)
+    uint32_t anyuser = 0;
+  };
+  struct Store;
+
+  template <typename Req, typename Rep>
+  void Add(rpc::HandlerRegistry& registry, std::string_view method,
+           Result<Rep> (FileService::*fn)(Op&, const Req&));
+
+  Status Enter(Op& op, const std::string& cell, uint64_t volume);
+  Result<Node> Load(Op& op, const pb::Fid& fid);
+  Result<Node> LoadVnode(Op& op, uint64_t vnode);
+  Result<Node> LoadDir(Op& op, const pb::Fid& fid);
+  Status Hide(Op& op, Status s);  // "not found" becomes "permission denied" for outsiders
+  pb::Fid FidOf(const Op& op, const VnodeStatus& v) const;
+  pb::Fid FidOf(const Op& op, uint64_t vnode, uint64_t uniq) const;
+  void Fill(const Op& op, const Node& n, pb::FileStatus* out) const;
+  void Grant(Op& op, const Node& n, pb::Callback* out);
+  Result<pb::FileStatus> StatusOf(Op& op, uint64_t vnode);
+  bool IsProviderAdmin(const krb::Identity& peer) const;
+
+  // heka.fileserver.File
+  Result<pb::FetchStatusReply> FetchStatus(Op& op, const pb::FetchStatusRequest& req);
+  Result<pb::BulkStatusReply> BulkStatus(Op& op, const pb::BulkStatusRequest& req);
+  Result<pb::LookupReply> Lookup(Op& op, const pb::LookupRequest& req);
+  Result<pb::ListDirReply> ListDir(Op& op, const pb::ListDirRequest& req);
+  Result<pb::FetchDataReply> FetchData(Op& op, const pb::FetchDataRequest& req);
+  Result<pb::BeginStoreReply> BeginStore(Op& op, const pb::BeginStoreRequest& req);
+  Result<pb::StoreDataReply> StoreData(Op& op, const pb::StoreDataRequest& req);
+  Result<pb::CommitStoreReply> CommitStore(Op& op, const pb::CommitStoreRequest& req);
+  Result<pb::AbortStoreReply> AbortStore(Op& op, const pb::AbortStoreRequest& req);
+  Result<pb::CreateReply> Create(Op& op, const pb::CreateRequest& req, VnodeType type);
+  Result<pb::CreateReply> CreateFile(Op& op, const pb::CreateRequest& req);
+  Result<pb::CreateReply> MakeDir(Op& op, const pb::CreateRequest& req);
+  Result<pb::CreateReply> Symlink(Op& op, const pb::CreateRequest& req);
+  Result<pb::CreateReply> Link(Op& op, const pb::LinkRequest& req);
+  Result<pb::RenameReply> Rename(Op& op, const pb::RenameRequest& req);
+  Result<pb::RemoveReply> Remove(Op& op, const pb::RemoveRequest& req, bool dir);
+  Result<pb::RemoveReply> RemoveFile(Op& op, const pb::RemoveRequest& req);
+  Result<pb::RemoveReply> RemoveDir(Op& op, const pb::RemoveRequest& req);
+  Result<pb::SetAttrReply> SetAttr(Op& op, const pb::SetAttrRequest& req);
+  Result<pb::FetchAclReply> FetchAcl(Op& op, const pb::FetchAclRequest& req);
+  Result<pb::StoreAclReply> StoreAcl(Op& op, const pb::StoreAclRequest& req);
+  Result<pb::GetVolumeStatusReply> GetVolumeStatus(Op& op, const pb::GetVolumeStatusRequest& req);
+  Result<pb::SetQuotaReply> SetQuota(Op& op, const pb::SetQuotaRequest& req);
+
+  // heka.fileserver.VolumeServer (volume_service.cc)
+  Status RequireVolumeAdmin(Op& op, const std::string& cell);
+  Result<pb::VolumeStatus> Describe(uint64_t id, const ServedVolume& vol) const;
+  Result<pb::CreateVolumeReply> CreateVolume(Op& op, const pb::CreateVolumeRequest& req);
+  Result<pb::DeleteVolumeReply> DeleteVolume(Op& op, const pb::DeleteVolumeRequest& req);
+  Result<pb::ListVolumesReply> ListVolumes(Op& op, const pb::ListVolumesRequest& req);
+  Result<pb::ExamineVolumeReply> ExamineVolume(Op& op, const pb::ExamineVolumeRequest& req);
+  Result<pb::SetQuotaReply> VolSetQuota(Op& op, const pb::SetQuotaRequest& req);
+  Result<pb::SetVolumeOnlineReply> SetOnline(Op& op, const pb::SetVolumeOnlineRequest& req);
+
+  // Store transactions in progress, by id; each belongs to one connection.
+  Result<std::shared_ptr<Store>> FindStore(const Op& op, uint64_t id);
+  void DropStoresOf(const rpc::Connection* conn);
+  Status FlushPartial(Store& store);
+
+  FileServiceDeps deps_;
+  const FileServerConfig& config_;
+  VolumeTable volumes_;
+  Callbacks callbacks_;
+  CpsCache cps_;
+  std::set<std::string> provider_admins_;
+  rpc::asio::thread_pool disk_{8};
+
+  std::mutex stores_mu_;
+  uint64_t next_store_ = 1;                                    // stores_mu_
+  std::unordered_map<uint64_t, std::shared_ptr<Store>> stores_;  // stores_mu_
+  std::set<const rpc::Connection*> observed_;                  // stores_mu_
+};
+
+}  // namespace heka::fs
