@@ -390,6 +390,7 @@ Result<pb::FetchDataReply> FileService::FetchData(Op& op, const pb::FetchDataReq
   auto n = Load(op, req.fid());
   if (!n.ok()) return n.status();
   pb::FetchDataReply rep;
+  if (!MayLookup(n->dir_rights) && !MayRead(n->dir_rights, 0777, true)) return Denied();
   if (n->v.type == VnodeType::kDir) return Error(Code::kIsDirectory, "is a directory");
   if (n->v.type == VnodeType::kSymlink) {
     if (!MayLookup(n->dir_rights)) return Denied();
@@ -414,6 +415,8 @@ Result<pb::FetchDataReply> FileService::FetchData(Op& op, const pb::FetchDataReq
 Result<pb::BeginStoreReply> FileService::BeginStore(Op& op, const pb::BeginStoreRequest& req) {
   auto n = Load(op, req.fid());
   if (!n.ok()) return n.status();
+  // Type errors only for callers who may see the vnode: the rest learn nothing.
+  if (!MayLookup(n->dir_rights) && !MayWrite(n->dir_rights, 0777, true)) return Denied();
   if (n->v.type == VnodeType::kDir) return Error(Code::kIsDirectory, "is a directory");
   if (n->v.type != VnodeType::kFile) return Error(Code::kInvalidArgument, "not a regular file");
   if (!MayWrite(n->dir_rights, n->v.mode, op.cps.user_id != 0 && op.cps.user_id == n->v.owner)) {

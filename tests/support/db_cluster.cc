@@ -157,7 +157,7 @@ std::string DbCluster::dbservers() const {
   std::string out;
   for (const auto& [id, m] : members_) {
     if (!m.bootstrap) continue;
-    out += (out.empty() ? "" : ",") + address(id);
+    out += (out.empty() ? "" : ",") + address(id) + "=" + m.principal;
   }
   return out;
 }

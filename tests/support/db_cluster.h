@@ -44,7 +44,7 @@ class DbCluster {
   std::string log_path(int id) const;
   // The last lines of a member's log, for failure messages.
   std::string LogTail(int id, size_t lines = 20) const;
-  // "127.0.0.1:p1,127.0.0.1:p2,..." for -dbservers / HEKA_DBSERVERS.
+  // "127.0.0.1:p1=heka/db1-1@REALM,..." for -dbservers / HEKA_DBSERVERS.
   std::string dbservers() const;
   int size() const { return static_cast<int>(members_.size()); }
 
