@@ -27,9 +27,12 @@ int CellShow(int argc, char** argv);
 int CellDelete(int argc, char** argv);
 int CellAddRealm(int argc, char** argv);
 
-// vos: the VLDB side (vos_vldb.cc).
-int VosListVldb(int argc, char** argv);
+// vos: volumes, in the VLDB and on the file servers (vos_*.cc).
+int VosCreate(int argc, char** argv);
+int VosRemove(int argc, char** argv);
 int VosExamine(int argc, char** argv);
+int VosListVol(int argc, char** argv);
+int VosListVldb(int argc, char** argv);
 
 // db: the replicated database itself (db.cc).
 int DbStatus(int argc, char** argv);
