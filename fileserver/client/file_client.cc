@@ -48,9 +48,132 @@ rpc::awaitable<Result<std::shared_ptr<rpc::Connection>>> FileClient::Ready() {
     std::lock_guard lock(mu_);
     greeted_ = *conn;
   }
-  epoch_ = rep->server_epoch_ns();
+  int64_t old_epoch = epoch_.exchange(rep->server_epoch_ns());
   if (rep->revalidate() && options_.on_revalidate) options_.on_revalidate();
+  if (old_epoch != 0 && old_epoch != rep->server_epoch_ns()) co_await Reclaim(*conn);
   co_return conn;
+}
+
+void FileClient::MarkLost(uint64_t volume, uint64_t vnode) {
+  // REQUIRES: mu_ held.
+  std::erase_if(held_, [&](const HeldLock& h) {
+    if (h.fid.volume() != volume || h.fid.vnode() != vnode) return false;
+    lost_.insert({volume, vnode, h.owner});
+    spdlog::warn("lock on {}.{} (owner {}) was lost: its handle now fails with EIO", volume,
+                 vnode, h.owner);
+    return true;
+  });
+}
+
+rpc::awaitable<void> FileClient::Reclaim(std::shared_ptr<rpc::Connection> conn) {
+  std::vector<HeldLock> held;
+  {
+    std::lock_guard lock(mu_);
+    held = held_;
+  }
+  for (const HeldLock& h : held) {
+    pb::SetLockRequest req;
+    *req.mutable_fid() = h.fid;
+    req.set_exclusive(h.exclusive);
+    req.set_start(h.start);
+    req.set_length(h.length);
+    req.set_owner(h.owner);
+    req.set_reclaim(true);
+    auto r = co_await conn->Call<pb::SetLockReply>("heka.fileserver.File.SetLock", req,
+                                                   options_.call_timeout);
+    if (!r.ok() && (r.status().code() == Code::kLockLost ||
+                    r.status().code() == Code::kLockConflict ||
+                    r.status().code() == Code::kPermissionDenied ||
+                    r.status().code() == Code::kNotFound)) {
+      std::lock_guard lock(mu_);
+      MarkLost(h.fid.volume(), h.fid.vnode());
+    }
+  }
+}
+
+rpc::awaitable<Status> FileClient::Lock(pb::Fid fid, bool exclusive, uint64_t start,
+                                        uint64_t length, uint64_t owner) {
+  if (options_.client_uuid.empty()) {
+    co_return Error(Code::kInvalidArgument, "locks need a client uuid");
+  }
+  pb::SetLockRequest req;
+  *req.mutable_fid() = fid;
+  req.set_exclusive(exclusive);
+  req.set_start(start);
+  req.set_length(length);
+  req.set_owner(owner);
+  auto r = co_await Call<pb::SetLockReply>("heka.fileserver.File.SetLock", req);
+  if (!r.ok()) co_return r.status();
+  bool start_renewing = false;
+  {
+    std::lock_guard lock(mu_);
+    lease_ms_ = r->lease_ms();
+    lost_.erase({fid.volume(), fid.vnode(), owner});
+    std::erase_if(held_, [&](const HeldLock& h) {
+      return h.fid.volume() == fid.volume() && h.fid.vnode() == fid.vnode() && h.owner == owner &&
+             h.start == start && h.length == length;
+    });
+    held_.push_back(HeldLock{fid, exclusive, start, length, owner});
+    start_renewing = !renewing_;
+    renewing_ = true;
+  }
+  if (start_renewing) {
+    asio::co_spawn(runtime_.executor(), RenewLoop(weak_from_this()), asio::detached);
+  }
+  co_return Status::Ok();
+}
+
+rpc::awaitable<Status> FileClient::Unlock(pb::Fid fid, uint64_t start, uint64_t length,
+                                          uint64_t owner) {
+  {
+    std::lock_guard lock(mu_);
+    std::erase_if(held_, [&](const HeldLock& h) {
+      return h.fid.volume() == fid.volume() && h.fid.vnode() == fid.vnode() && h.owner == owner &&
+             h.start == start && h.length == length;
+    });
+  }
+  pb::ReleaseLockRequest req;
+  *req.mutable_fid() = fid;
+  req.set_start(start);
+  req.set_length(length);
+  req.set_owner(owner);
+  auto r = co_await Call<pb::ReleaseLockReply>("heka.fileserver.File.ReleaseLock", req);
+  co_return r.ok() ? Status::Ok() : r.status();
+}
+
+Status FileClient::LockState(const pb::Fid& fid, uint64_t owner) const {
+  std::lock_guard lock(mu_);
+  if (lost_.count({fid.volume(), fid.vnode(), owner})) {
+    return Error(Code::kLockLost, "the lock on this file was lost (lease expired)");
+  }
+  return Status::Ok();
+}
+
+rpc::awaitable<void> FileClient::RenewLoop(std::weak_ptr<FileClient> weak) {
+  for (;;) {
+    std::chrono::milliseconds pause;
+    {
+      auto self = weak.lock();
+      if (!self) co_return;
+      std::lock_guard lock(self->mu_);
+      if (self->held_.empty()) {
+        self->renewing_ = false;
+        co_return;
+      }
+      pause = std::chrono::milliseconds(std::max<int64_t>(self->lease_ms_ / 3, 50));
+    }
+    asio::steady_timer timer(co_await asio::this_coro::executor, pause);
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    auto self = weak.lock();
+    if (!self) co_return;
+    auto r = co_await self->Call<pb::RenewLocksReply>("heka.fileserver.File.RenewLocks",
+                                                      pb::RenewLocksRequest());
+    if (!r.ok()) continue;  // unreachable for now: the server decides, we retry
+    std::lock_guard lock(self->mu_);
+    self->lease_ms_ = r->lease_ms();
+    for (const pb::Fid& f : r->lost()) self->MarkLost(f.volume(), f.vnode());
+  }
 }
 
 }  // namespace heka::fs

@@ -19,7 +19,10 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "krb/gss.h"
 #include "proto/fileserver.pb.h"
@@ -65,6 +68,18 @@ class FileClient : public std::enable_shared_from_this<FileClient> {
     return runtime_.BlockOn(Call<Rep>(std::move(method), std::move(request)));
   }
 
+  // ---- Advisory locks (REQUIRES client_uuid). They are leases: once this client holds one, it
+  // renews them in the background every lease/3, and after a server restart it reclaims them
+  // on its first new connection. A lock the server released (lease expired while we were cut
+  // off, or not reclaimable) is lost: LockState says so until the owner locks that file again.
+  // kLockConflict when someone else holds an overlapping lock. length 0: to the end.
+  rpc::awaitable<Status> Lock(pb::Fid fid, bool exclusive, uint64_t start, uint64_t length,
+                              uint64_t owner);
+  rpc::awaitable<Status> Unlock(pb::Fid fid, uint64_t start, uint64_t length, uint64_t owner);
+  // OK, or kLockLost if a lock of `owner` on `fid` was lost: I/O on that handle must then fail
+  // with EIO rather than silently carry on.
+  Status LockState(const pb::Fid& fid, uint64_t owner) const;
+
   // Closes the current connection; the next call reconnects (and says Hello again).
   void Close() { client_->Close(); }
   // The server's epoch from the last Hello (0 before any).
@@ -73,13 +88,28 @@ class FileClient : public std::enable_shared_from_this<FileClient> {
  private:
   FileClient(rpc::Runtime& runtime, FileClientOptions options);
   rpc::awaitable<Result<std::shared_ptr<rpc::Connection>>> Ready();
+  struct HeldLock {
+    pb::Fid fid;
+    bool exclusive = false;
+    uint64_t start = 0;
+    uint64_t length = 0;
+    uint64_t owner = 0;
+  };
+  using LockId = std::tuple<uint64_t, uint64_t, uint64_t>;  // volume, vnode, owner
+  void MarkLost(uint64_t volume, uint64_t vnode);
+  rpc::awaitable<void> Reclaim(std::shared_ptr<rpc::Connection> conn);
+  static rpc::awaitable<void> RenewLoop(std::weak_ptr<FileClient> weak);
 
   rpc::Runtime& runtime_;
   const FileClientOptions options_;
   std::shared_ptr<rpc::Client> client_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::weak_ptr<rpc::Connection> greeted_;  // mu_: the connection that has had its Hello
   std::atomic<int64_t> epoch_{0};
+  std::vector<HeldLock> held_;      // mu_
+  std::set<LockId> lost_;           // mu_
+  bool renewing_ = false;           // mu_: a RenewLoop runs
+  int64_t lease_ms_ = 30000;        // mu_: as the server last said
 };
 
 }  // namespace heka::fs

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 
 namespace heka::fs {
@@ -19,6 +20,23 @@ constexpr size_t kMaxAclEntries = 100;
 constexpr size_t kMaxBulk = 1024;
 
 Status Denied() { return Error(Code::kPermissionDenied, "permission denied"); }
+
+// Present from start to a clean stop at which no advisory lock was held. Finding it at start
+// means locks may have been held (a crash, or a stop with locks): grant a grace period for
+// reclaims. A brand-new server, or one stopped cleanly without locks, needs none.
+std::string LocksMarker(const FileServerConfig& config) {
+  return config.state_dir + "/locks-may-be-held";
+}
+
+std::chrono::milliseconds GraceAfterStart(const FileServerConfig& config) {
+  std::error_code ec;
+  bool grace = std::filesystem::exists(LocksMarker(config), ec);
+  std::ofstream(LocksMarker(config)) << "heka-fileserver is running or stopped with locks held\n";
+  if (!grace) return std::chrono::milliseconds(0);
+  spdlog::info("advisory locks: grace period of {} ms for clients to reclaim their locks",
+               config.lock_grace_ms);
+  return std::chrono::milliseconds(config.lock_grace_ms);
+}
 
 pb::FileType TypeOf(VnodeType t) {
   switch (t) {
@@ -114,7 +132,14 @@ FileService::FileService(FileServiceDeps deps)
                  CallbacksOptions{std::chrono::milliseconds(config_.break_bound_ms),
                                   std::chrono::seconds(config_.callback_ttl_s)}),
       cps_(*deps_.runtime, *deps_.db, std::chrono::milliseconds(config_.cps_ttl_ms)),
+      locks_(std::chrono::milliseconds(config_.lock_lease_ms), GraceAfterStart(config_)),
       provider_admins_(config_.provider_admins.begin(), config_.provider_admins.end()) {}
+
+void FileService::Shutdown() {
+  disk_.join();
+  std::error_code ec;
+  if (locks_.empty()) std::filesystem::remove(LocksMarker(config_), ec);
+}
 
 FileService::~FileService() {
   {
@@ -188,6 +213,9 @@ void FileService::Register(rpc::HandlerRegistry& r) {
   Add(r, "heka.fileserver.File.StoreAcl", &FileService::StoreAcl);
   Add(r, "heka.fileserver.File.GetVolumeStatus", &FileService::GetVolumeStatus);
   Add(r, "heka.fileserver.File.SetQuota", &FileService::SetQuota);
+  Add(r, "heka.fileserver.File.SetLock", &FileService::SetLock);
+  Add(r, "heka.fileserver.File.ReleaseLock", &FileService::ReleaseLock);
+  Add(r, "heka.fileserver.File.RenewLocks", &FileService::RenewLocks);
   Add(r, "heka.fileserver.VolumeServer.CreateVolume", &FileService::CreateVolume);
   Add(r, "heka.fileserver.VolumeServer.DeleteVolume", &FileService::DeleteVolume);
   Add(r, "heka.fileserver.VolumeServer.ListVolumes", &FileService::ListVolumes);
@@ -795,6 +823,51 @@ Result<pb::GetVolumeStatusReply> FileService::GetVolumeStatus(Op& op,
 
 Result<pb::SetQuotaReply> FileService::SetQuota(Op& op, const pb::SetQuotaRequest& req) {
   return VolSetQuota(op, req);
+}
+
+// ---- Advisory locks --------------------------------------------------------------------------
+
+static Status NeedsClient(const std::string& client) {
+  if (!client.empty()) return Status::Ok();
+  return Error(Code::kInvalidArgument, "locks are held by cache managers: say Hello first");
+}
+
+Result<pb::SetLockReply> FileService::SetLock(Op& op, const pb::SetLockRequest& req) {
+  if (Status s = NeedsClient(op.client); !s.ok()) return s;
+  auto n = Load(op, req.fid());
+  if (!n.ok()) return n.status();
+  if (!MayLock(n->dir_rights)) return Denied();
+  if (n->v.type == VnodeType::kDir) return Error(Code::kIsDirectory, "is a directory");
+  Status s = locks_.Set(op.client, {op.volume, n->v.vnode}, req.start(), req.length(), req.owner(),
+                        req.exclusive(), req.reclaim());
+  if (!s.ok()) return s;
+  pb::SetLockReply rep;
+  rep.set_lease_ms(locks_.lease().count());
+  return rep;
+}
+
+Result<pb::ReleaseLockReply> FileService::ReleaseLock(Op& op, const pb::ReleaseLockRequest& req) {
+  if (Status s = NeedsClient(op.client); !s.ok()) return s;
+  Status s = Enter(op, req.fid().cell(), req.fid().volume());
+  if (!s.ok()) return s;
+  s = locks_.Release(op.client, {op.volume, req.fid().vnode()}, req.start(), req.length(),
+                     req.owner());
+  if (!s.ok()) return s;
+  return pb::ReleaseLockReply();
+}
+
+Result<pb::RenewLocksReply> FileService::RenewLocks(Op& op, const pb::RenewLocksRequest&) {
+  if (Status s = NeedsClient(op.client); !s.ok()) return s;
+  pb::RenewLocksReply rep;
+  rep.set_lease_ms(locks_.lease().count());
+  for (const LockTable::Key& key : locks_.Renew(op.client)) {
+    pb::Fid* f = rep.add_lost();
+    f->set_volume(key.volume);
+    f->set_vnode(key.vnode);
+    auto vol = volumes_.Find(key.volume);
+    if (vol) f->set_cell(vol->cell);
+  }
+  return rep;
 }
 
 }  // namespace heka::fs

@@ -21,6 +21,7 @@
 #include "dbserver/client/db_client.h"
 #include "fileserver/server/callbacks.h"
 #include "fileserver/server/config.h"
+#include "fileserver/server/locks.h"
 #include "fileserver/server/rights.h"
 #include "fileserver/volume/volume.h"
 #include "proto/fileserver.pb.h"
@@ -84,8 +85,9 @@ class FileService {
   ~FileService();
 
   void Register(rpc::HandlerRegistry& registry);
-  // Waits for the volume work in flight; call before stopping the runtime.
-  void Shutdown() { disk_.join(); }
+  // A clean stop: waits for the volume work in flight (call before stopping the runtime) and
+  // records whether advisory locks were held (if none, the next start has no grace period).
+  void Shutdown();
   VolumeTable& volumes() { return volumes_; }
   Callbacks& callbacks() { return callbacks_; }
   VolumeOptions OptionsFor(const std::string& partition) const;
@@ -154,6 +156,9 @@ class FileService {
   Result<pb::StoreAclReply> StoreAcl(Op& op, const pb::StoreAclRequest& req);
   Result<pb::GetVolumeStatusReply> GetVolumeStatus(Op& op, const pb::GetVolumeStatusRequest& req);
   Result<pb::SetQuotaReply> SetQuota(Op& op, const pb::SetQuotaRequest& req);
+  Result<pb::SetLockReply> SetLock(Op& op, const pb::SetLockRequest& req);
+  Result<pb::ReleaseLockReply> ReleaseLock(Op& op, const pb::ReleaseLockRequest& req);
+  Result<pb::RenewLocksReply> RenewLocks(Op& op, const pb::RenewLocksRequest& req);
 
   // heka.fileserver.VolumeServer (volume_service.cc)
   Status RequireVolumeAdmin(Op& op, const std::string& cell);
@@ -175,6 +180,7 @@ class FileService {
   VolumeTable volumes_;
   Callbacks callbacks_;
   CpsCache cps_;
+  LockTable locks_;
   std::set<std::string> provider_admins_;
   rpc::asio::thread_pool disk_{8};
 

@@ -15,6 +15,7 @@
 
 #include "dbserver/client/db_client.h"
 #include "fileserver/client/file_client.h"
+#include "tests/support/frame_proxy.h"
 #include "tests/support/fs_cell.h"
 #include "tests/support/process.h"
 #include "tests/support/test_realm.h"
@@ -816,6 +817,128 @@ TEST(FileServerTest, SmallStoreIntoHugeFileWritesAtMostTwoChunks) {
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(*back, std::string(5, 'o') + small + std::string(5, 'o'));
   EXPECT_EQ(*adm.Read(*f, 5ull << 20, 8), std::string(8, '\0')) << "holes read as zeros";
+}
+
+}  // namespace
+}  // namespace heka::fs
+
+namespace heka::fs {
+namespace {
+
+std::shared_ptr<FileClient> LockerAs(const std::string& user, const std::string& uuid,
+                                     const std::string& address = "") {
+  World& w = TheWorld();
+  FileClientOptions o;
+  o.address = address.empty() ? w.cell->fs_address(1) : address;
+  o.server_principal = w.cell->fs_principal(1);
+  o.credentials.ccache = "FILE:" + w.cc.at(user);
+  o.client_uuid = uuid;
+  o.call_timeout = milliseconds(2000);
+  return FileClient::Create(w.runtime, o);
+}
+
+Status LockSync(FileClient& c, const pb::Fid& f, bool exclusive, uint64_t owner,
+                uint64_t start = 0, uint64_t length = 0) {
+  Status s = TheWorld().runtime.BlockOn(c.Lock(f, exclusive, start, length, owner));
+  return s;
+}
+
+TEST(FileServerTest, LocksConflictByRangeAndModeAndNeedTheLockRight) {
+  pb::Fid root = MakeVolume("acme", "locks");
+  Fs adm = As("acmeadm");
+  ASSERT_TRUE(adm.SetAcl(root, {{kAdmins, 127, false}, {kAuthUser, kR | kL | kK, false}}).ok());
+  auto f = adm.File(root, "f");
+  ASSERT_TRUE(f.ok());
+  auto alice = LockerAs("alice", "lk-alice");
+  auto bob = LockerAs("bob", "lk-bob");
+  EXPECT_TRUE(LockSync(*alice, *f, false, 1).ok());
+  EXPECT_TRUE(LockSync(*bob, *f, false, 1).ok()) << "shared locks coexist";
+  EXPECT_EQ(LockSync(*bob, *f, true, 2).code(), Code::kLockConflict);
+  EXPECT_TRUE(TheWorld().runtime.BlockOn(alice->Unlock(*f, 0, 0, 1)).ok());
+  EXPECT_TRUE(TheWorld().runtime.BlockOn(bob->Unlock(*f, 0, 0, 1)).ok());
+  // Byte ranges: disjoint exclusive ranges coexist, overlapping ones do not.
+  EXPECT_TRUE(LockSync(*alice, *f, true, 1, 0, 100).ok());
+  EXPECT_TRUE(LockSync(*bob, *f, true, 1, 100, 100).ok());
+  EXPECT_EQ(LockSync(*bob, *f, false, 1, 50, 10).code(), Code::kLockConflict);
+  // Without k there is no lock.
+  ASSERT_TRUE(adm.SetAcl(root, {{kAdmins, 127, false}, {kAuthUser, kR | kL, false}}).ok());
+  EXPECT_EQ(LockSync(*bob, *f, false, 3, 500, 1).code(), Code::kPermissionDenied);
+  // A client without a UUID (a CLI) cannot hold locks.
+  EXPECT_EQ(TheWorld().runtime.BlockOn(ClientAs("bob")->Lock(*f, false, 0, 0, 1)).code(),
+            Code::kInvalidArgument);
+}
+
+// A holder cut off from the server past its lease loses its lock: another client gets it,
+// and the holder learns it lost it (its handle then fails with EIO).
+TEST(FileServerTest, HolderCutOffPastItsLeaseLosesTheLock) {
+  World& w = TheWorld();
+  pb::Fid root = MakeVolume("acme", "lease");
+  Fs adm = As("acmeadm");
+  ASSERT_TRUE(adm.SetAcl(root, {{kAdmins, 127, false}, {kAuthUser, kR | kL | kK, false}}).ok());
+  auto f = adm.File(root, "f");
+  ASSERT_TRUE(f.ok());
+  std::string address = w.cell->fs_address(1);
+  testing::FrameProxy proxy("127.0.0.1", std::stoi(address.substr(address.rfind(':') + 1)));
+  auto alice = LockerAs("alice", "cut-alice", proxy.address());
+  auto bob = LockerAs("bob", "cut-bob");
+  ASSERT_TRUE(LockSync(*alice, *f, true, 9).ok());
+  EXPECT_EQ(LockSync(*bob, *f, true, 1).code(), Code::kLockConflict);
+  // While alice keeps renewing, her lock stays well past one lease.
+  auto held_until = Clock::now() + milliseconds(4500);
+  EXPECT_FALSE(WaitFor([&] { return LockSync(*bob, *f, true, 1).ok(); },
+                       std::chrono::duration_cast<milliseconds>(held_until - Clock::now())));
+  proxy.set_frozen(true);
+  auto t0 = Clock::now();
+  ASSERT_TRUE(WaitFor([&] { return LockSync(*bob, *f, true, 1).ok(); }, seconds(20)))
+      << "alice's lease never expired";
+  std::printf("bob got the lock %lld ms after alice was cut off (lease 3000 ms)\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count()));
+  EXPECT_TRUE(alice->LockState(*f, 9).ok()) << "alice cannot know before she hears back";
+  proxy.set_frozen(false);
+  EXPECT_TRUE(WaitFor([&] { return alice->LockState(*f, 9).code() == Code::kLockLost; },
+                      seconds(30)))
+      << "alice must learn that her lock is gone";
+}
+
+// Last: it restarts the file server. A holder reclaims its lock in the grace period; nobody
+// else gets it meanwhile, nor afterwards.
+TEST(FileServerTest, LockSurvivesServerRestartByReclaim) {
+  World& w = TheWorld();
+  pb::Fid root = MakeVolume("acme", "reclaim");
+  Fs adm = As("acmeadm");
+  ASSERT_TRUE(adm.SetAcl(root, {{kAdmins, 127, false}, {kAuthUser, kR | kL | kK, false}}).ok());
+  auto f = adm.File(root, "f");
+  ASSERT_TRUE(f.ok());
+  auto alice = LockerAs("alice", "rc-alice");
+  auto bob = LockerAs("bob", "rc-bob");
+  ASSERT_TRUE(LockSync(*alice, *f, true, 4).ok());
+  int64_t epoch = alice->server_epoch_ns();
+
+  w.cell->StopFileServer(1);
+  ASSERT_TRUE(w.cell->StartFileServerAndWait(1).ok()) << w.cell->LogTail(1);
+  Status during;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        during = LockSync(*bob, *f, true, 1);  // the first call may meet the old connection
+        return during.code() != Code::kUnavailable;
+      },
+      seconds(10)));
+  EXPECT_EQ(during.code(), Code::kLockConflict) << during.ToString();
+  ASSERT_TRUE(WaitFor([&] { return alice->server_epoch_ns() != epoch; }, seconds(10)))
+      << "alice never reconnected";
+  // After the grace period bob is refused because alice holds the lock, not because of grace.
+  Status after;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        after = LockSync(*bob, *f, true, 1);
+        return after.message().find("another client") != std::string::npos || after.ok();
+      },
+      seconds(20)));
+  EXPECT_EQ(after.code(), Code::kLockConflict) << "alice's reclaimed lock must hold";
+  EXPECT_TRUE(alice->LockState(*f, 4).ok());
+  EXPECT_TRUE(w.runtime.BlockOn(alice->Unlock(*f, 0, 0, 4)).ok());
+  EXPECT_TRUE(LockSync(*bob, *f, true, 1).ok());
 }
 
 }  // namespace

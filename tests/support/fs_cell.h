@@ -23,7 +23,7 @@ struct FsCellOptions {
   int64_t break_bound_ms = 1000;
   int64_t cps_ttl_ms = 1000;
   int64_t lock_lease_ms = 3000;
-  int64_t lock_grace_ms = 3000;
+  int64_t lock_grace_ms = 5000;
   std::vector<std::string> extra_partitions;  // added to every file server's list
 };
 

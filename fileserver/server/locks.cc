@@ -1,0 +1,105 @@
+#include "fileserver/server/locks.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <limits>
+
+namespace heka::fs {
+
+LockTable::LockTable(std::chrono::milliseconds lease, std::chrono::milliseconds grace)
+    : lease_(lease), grace_end_(Clock::now() + grace) {}
+
+void LockTable::ExpireLocked(Clock::time_point now) {
+  for (auto it = lease_end_.begin(); it != lease_end_.end();) {
+    if (it->second > now) {
+      ++it;
+      continue;
+    }
+    const std::string client = it->first;
+    size_t dropped = 0;
+    for (auto l = locks_.begin(); l != locks_.end();) {
+      auto& held = l->second;
+      size_t before = held.size();
+      std::erase_if(held, [&](const Lock& x) { return x.client == client; });
+      if (held.size() != before) {
+        lost_[client].insert(l->first);
+        dropped += before - held.size();
+      }
+      l = held.empty() ? locks_.erase(l) : std::next(l);
+    }
+    spdlog::warn("lock lease of client {} expired: {} locks released", client, dropped);
+    it = lease_end_.erase(it);
+  }
+}
+
+Status LockTable::Set(const std::string& client, Key key, uint64_t start, uint64_t length,
+                      uint64_t owner, bool exclusive, bool reclaim) {
+  uint64_t end = length == 0 || start > std::numeric_limits<uint64_t>::max() - length
+                     ? std::numeric_limits<uint64_t>::max()
+                     : start + length;
+  auto now = Clock::now();
+  std::lock_guard lock(mu_);
+  ExpireLocked(now);
+  if (reclaim && now >= grace_end_) {
+    return Error(Code::kLockLost, "the grace period for reclaiming locks is over");
+  }
+  if (!reclaim && now < grace_end_) {
+    return Error(Code::kLockConflict, "the server restarted recently: locks are being "
+                                      "reclaimed, retry in a few seconds");
+  }
+  auto& held = locks_[key];
+  for (const Lock& l : held) {
+    bool same = l.client == client && l.owner == owner;
+    bool overlap = l.start < end && start < l.end;
+    if (!same && overlap && (exclusive || l.exclusive)) {
+      return Error(Code::kLockConflict, "an overlapping lock is held by another client");
+    }
+  }
+  std::erase_if(held, [&](const Lock& l) {
+    return l.client == client && l.owner == owner && l.start == start && l.end == end;
+  });
+  held.push_back(Lock{client, owner, start, end, exclusive});
+  lease_end_[client] = now + lease_;
+  return Status::Ok();
+}
+
+Status LockTable::Release(const std::string& client, Key key, uint64_t start, uint64_t length,
+                          uint64_t owner) {
+  uint64_t end = length == 0 || start > std::numeric_limits<uint64_t>::max() - length
+                     ? std::numeric_limits<uint64_t>::max()
+                     : start + length;
+  std::lock_guard lock(mu_);
+  ExpireLocked(Clock::now());
+  auto it = locks_.find(key);
+  if (it == locks_.end()) return Error(Code::kNotFound, "no such lock");
+  size_t before = it->second.size();
+  std::erase_if(it->second, [&](const Lock& l) {
+    return l.client == client && l.owner == owner && l.start == start && l.end == end;
+  });
+  bool found = it->second.size() != before;
+  if (it->second.empty()) locks_.erase(it);
+  return found ? Status::Ok() : Error(Code::kNotFound, "no such lock");
+}
+
+bool LockTable::empty() {
+  std::lock_guard lock(mu_);
+  return locks_.empty();
+}
+
+std::vector<LockTable::Key> LockTable::Renew(const std::string& client) {
+  auto now = Clock::now();
+  std::lock_guard lock(mu_);
+  ExpireLocked(now);
+  auto it = lease_end_.find(client);
+  if (it != lease_end_.end()) it->second = now + lease_;
+  std::vector<Key> lost;
+  auto l = lost_.find(client);
+  if (l != lost_.end()) {
+    lost.assign(l->second.begin(), l->second.end());
+    lost_.erase(l);
+  }
+  return lost;
+}
+
+}  // namespace heka::fs
