@@ -55,6 +55,19 @@ Status CheckName(const std::string& name) {
   return CheckEntryName(name);
 }
 
+// Stores `data` as the whole content of the new, empty file `vnode`.
+Status StoreWhole(Volume& vol, uint64_t vnode, const std::string& data) {
+  auto txn = vol.BeginStore(vnode);
+  if (!txn.ok()) return txn.status();
+  const uint64_t cs = vol.chunk_size();
+  const auto* bytes = reinterpret_cast<const uint8_t*>(data.data());
+  for (uint64_t off = 0; off < data.size(); off += cs) {
+    Status s = (*txn)->WriteChunk(off / cs, ByteView(bytes + off, std::min<uint64_t>(cs, data.size() - off)));
+    if (!s.ok()) return s;
+  }
+  return (*txn)->Commit(data.size());
+}
+
 }  // namespace
 
 // ---- VolumeTable -----------------------------------------------------------------------------
@@ -141,6 +154,23 @@ void FileService::Shutdown() {
   if (locks_.empty()) std::filesystem::remove(LocksMarker(config_), ec);
 }
 
+void FileService::MarkIdleVolumesClean() {
+  std::set<uint64_t> ids;
+  {
+    std::lock_guard lock(touched_mu_);
+    ids.swap(touched_);
+  }
+  for (uint64_t id : ids) {
+    auto vol = volumes_.Find(id);
+    if (!vol || !vol->volume) continue;
+    asio::post(disk_, [this, vol, id] {
+      if (vol->volume->TryMarkClean()) return;
+      std::lock_guard lock(touched_mu_);
+      touched_.insert(id);  // a store is still open: try again next time
+    });
+  }
+}
+
 FileService::~FileService() {
   {
     std::lock_guard lock(stores_mu_);
@@ -172,6 +202,10 @@ void FileService::Add(rpc::HandlerRegistry& registry, std::string_view method,
         auto work = [this, fn, op, &req]() { return (this->*fn)(*op, req); };
         Result<Rep> rep = co_await rpc::RunBlocking(disk_, std::move(work));
         if (!op->breaks.empty()) {
+          {
+            std::lock_guard lock(touched_mu_);
+            touched_.insert(op->volume);
+          }
           std::vector<pb::Fid> changed = std::move(op->breaks);
           co_await callbacks_.Break(std::move(changed), op->client);
         }
@@ -621,6 +655,13 @@ Result<pb::CreateReply> FileService::Create(Op& op, const pb::CreateRequest& req
                                                        : vol.Symlink(dir->v.vnode, req.name(), req.target(), attrs);
   if (!made.ok()) return made.status();
   op.breaks.push_back(req.dir());
+  if (type == VnodeType::kFile && !req.data().empty()) {
+    Status s = StoreWhole(vol, made->vnode, req.data());
+    if (!s.ok()) {
+      (void)vol.Remove(dir->v.vnode, req.name());  // all or nothing
+      return s;
+    }
+  }
   auto child = LoadVnode(op, made->vnode);
   if (!child.ok()) return child.status();
   pb::CreateReply rep;

@@ -88,6 +88,10 @@ class FileService {
   // A clean stop: waits for the volume work in flight (call before stopping the runtime) and
   // records whether advisory locks were held (if none, the next start has no grace period).
   void Shutdown();
+  // Removes the dirty marker of volumes changed since the last call that are now idle, so
+  // that after a crash only the volumes being changed then need a salvage. Call every few
+  // seconds; the work runs on the disk pool.
+  void MarkIdleVolumesClean();
   VolumeTable& volumes() { return volumes_; }
   Callbacks& callbacks() { return callbacks_; }
   VolumeOptions OptionsFor(const std::string& partition) const;
@@ -188,6 +192,8 @@ class FileService {
   uint64_t next_store_ = 1;                                    // stores_mu_
   std::unordered_map<uint64_t, std::shared_ptr<Store>> stores_;  // stores_mu_
   std::set<const rpc::Connection*> observed_;                  // stores_mu_
+  std::mutex touched_mu_;
+  std::set<uint64_t> touched_;  // touched_mu_: volumes changed since MarkIdleVolumesClean
 };
 
 }  // namespace heka::fs

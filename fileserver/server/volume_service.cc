@@ -50,6 +50,9 @@ Status FileService::RequireVolumeAdmin(Op& op, const std::string& cell) {
 }
 
 Result<pb::VolumeStatus> FileService::Describe(uint64_t id, const ServedVolume& vol) const {
+  if (!vol.volume) {
+    return Error(Code::kVolumeOffline, "volume " + std::to_string(id) + " is being salvaged");
+  }
   auto h = vol.volume->Header();
   if (!h.ok()) return h.status();
   pb::VolumeStatus st;
@@ -138,6 +141,10 @@ Result<pb::DeleteVolumeReply> FileService::DeleteVolume(Op& op, const pb::Delete
   vol = volumes_.Take(req.id());
   if (!vol) return Error(Code::kNotFound, "volume " + std::to_string(req.id()) + " vanished");
   vol->online = false;
+  if (!vol->volume) {
+    volumes_.Put(req.id(), vol);
+    return Error(Code::kVolumeOffline, "volume " + std::to_string(req.id()) + " is being salvaged");
+  }
   std::string dir = vol->volume->dir();
   vol->volume.reset();
   std::error_code ec;
@@ -182,6 +189,9 @@ Result<pb::SetQuotaReply> FileService::VolSetQuota(Op& op, const pb::SetQuotaReq
   if (!s.ok()) return s;
   auto vol = volumes_.Find(req.volume());
   if (!vol || vol->cell != req.cell()) return Denied();
+  if (!vol->volume) {
+    return Error(Code::kVolumeOffline, "volume " + std::to_string(req.volume()) + " is being salvaged");
+  }
   s = vol->volume->SetQuota(req.quota_bytes());
   if (!s.ok()) return s;
   spdlog::info("volume {} quota set to {} bytes by {}", req.volume(), req.quota_bytes(),
@@ -198,6 +208,9 @@ Result<pb::SetVolumeOnlineReply> FileService::SetOnline(Op& op, const pb::SetVol
   if (!s.ok()) return s;
   auto vol = volumes_.Find(req.id());
   if (!vol || vol->cell != req.cell()) return Denied();
+  if (!vol->volume) {
+    return Error(Code::kVolumeOffline, "volume " + std::to_string(req.id()) + " is being salvaged");
+  }
   vol->online = req.online();
   spdlog::info("volume {} is now {} ({})", req.id(), req.online() ? "online" : "offline",
                op.peer.principal());

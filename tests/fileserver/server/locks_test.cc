@@ -1,0 +1,84 @@
+// The advisory lock table: conflicts, leases, and the grace period after a restart.
+#include "fileserver/server/locks.h"
+
+#include <gtest/gtest.h>
+
+
+#include "tests/support/wait.h"
+
+namespace heka::fs {
+namespace {
+
+using std::chrono::milliseconds;
+const LockTable::Key kF{7, 3};
+
+TEST(LockTableTest, SharedLocksCoexistExclusiveOnesConflict) {
+  LockTable t(milliseconds(10000), milliseconds(0));
+  EXPECT_TRUE(t.Set("a", kF, 0, 0, 1, false, false).ok());
+  EXPECT_TRUE(t.Set("b", kF, 0, 0, 1, false, false).ok());
+  EXPECT_EQ(t.Set("b", kF, 0, 0, 2, true, false).code(), Code::kLockConflict);
+  EXPECT_TRUE(t.Release("a", kF, 0, 0, 1).ok());
+  EXPECT_EQ(t.Set("b", kF, 0, 0, 2, true, false).code(), Code::kLockConflict)
+      << "b's own shared lock of owner 1 is another owner's";
+  EXPECT_TRUE(t.Release("b", kF, 0, 0, 1).ok());
+  EXPECT_TRUE(t.Set("b", kF, 0, 0, 2, true, false).ok());
+  EXPECT_EQ(t.Release("a", kF, 0, 0, 1).code(), Code::kNotFound);
+}
+
+TEST(LockTableTest, RangesConflictOnlyWhenTheyOverlap) {
+  LockTable t(milliseconds(10000), milliseconds(0));
+  EXPECT_TRUE(t.Set("a", kF, 0, 100, 1, true, false).ok());
+  EXPECT_TRUE(t.Set("b", kF, 100, 100, 1, true, false).ok());
+  EXPECT_EQ(t.Set("b", kF, 99, 2, 2, false, false).code(), Code::kLockConflict);
+  EXPECT_EQ(t.Set("c", kF, 150, 0, 1, false, false).code(), Code::kLockConflict)
+      << "length 0 reaches the end of the file";
+  EXPECT_TRUE(t.Set("c", kF, 200, 0, 1, true, false).ok());
+  EXPECT_TRUE(t.Set("a", LockTable::Key{7, 4}, 0, 0, 1, true, false).ok()) << "another file";
+}
+
+TEST(LockTableTest, SameOwnerUpgradesInPlace) {
+  LockTable t(milliseconds(10000), milliseconds(0));
+  EXPECT_TRUE(t.Set("a", kF, 0, 0, 1, false, false).ok());
+  EXPECT_TRUE(t.Set("a", kF, 0, 0, 1, true, false).ok());
+  EXPECT_EQ(t.Set("b", kF, 0, 0, 1, false, false).code(), Code::kLockConflict);
+}
+
+TEST(LockTableTest, ExpiredLeaseReleasesLocksAndReportsThemLost) {
+  LockTable t(milliseconds(200), milliseconds(0));
+  ASSERT_TRUE(t.Set("a", kF, 0, 0, 1, true, false).ok());
+  EXPECT_TRUE(testing::WaitFor([&] { return t.Set("b", kF, 0, 0, 1, true, false).ok(); },
+                               std::chrono::seconds(5)));
+  std::vector<LockTable::Key> lost = t.Renew("a");
+  ASSERT_EQ(lost.size(), 1u);
+  EXPECT_EQ(lost[0], kF);
+  EXPECT_TRUE(t.Renew("a").empty()) << "reported once";
+}
+
+TEST(LockTableTest, RenewingKeepsTheLease) {
+  LockTable t(milliseconds(300), milliseconds(0));
+  ASSERT_TRUE(t.Set("a", kF, 0, 0, 1, true, false).ok());
+  auto end = std::chrono::steady_clock::now() + milliseconds(900);
+  bool stolen = false;
+  testing::WaitFor(
+      [&] {
+        EXPECT_TRUE(t.Renew("a").empty());
+        stolen = stolen || t.Set("b", kF, 0, 0, 1, true, false).ok();
+        return std::chrono::steady_clock::now() >= end;
+      },
+      std::chrono::seconds(5));
+  EXPECT_FALSE(stolen);
+}
+
+TEST(LockTableTest, GraceAdmitsOnlyReclaimsThenRefusesLateOnes) {
+  LockTable t(milliseconds(10000), milliseconds(300));
+  EXPECT_TRUE(t.in_grace());
+  EXPECT_EQ(t.Set("b", kF, 0, 0, 1, true, false).code(), Code::kLockConflict);
+  EXPECT_TRUE(t.Set("a", kF, 0, 0, 1, true, true).ok());
+  EXPECT_TRUE(testing::WaitFor([&] { return !t.in_grace(); }, std::chrono::seconds(5)));
+  EXPECT_EQ(t.Set("c", kF, 0, 0, 1, true, true).code(), Code::kLockLost);
+  EXPECT_EQ(t.Set("b", kF, 0, 0, 1, true, false).code(), Code::kLockConflict)
+      << "the reclaimed lock holds";
+}
+
+}  // namespace
+}  // namespace heka::fs
