@@ -7,6 +7,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -95,6 +96,7 @@ class VolumeSalvager {
   void PlanFile(TreePlan& plan, uint64_t vnode, const std::vector<size_t>& entries);
   Status ApplyTree(const TreePlan& plan, uint64_t serial);
   Status RemoveOrphan(uint64_t vnode);
+  Status CheckInlineRows();
   Status CheckChunkRows();
   Status CheckHeaderTotals();
   Status RepairMetadata();
@@ -106,6 +108,7 @@ class VolumeSalvager {
   SalvageReport& report_;
   std::unique_ptr<MetaDb> db_;
   uint64_t chunk_size_ = 0;
+  uint64_t inline_limit_ = 0;
   std::set<std::string> files_;     // names in c/ when the salvage began
   std::set<std::string> expected_;  // names the chunks rows reference after the repairs
   std::map<uint64_t, Node> vnodes_;
@@ -134,7 +137,7 @@ Status VolumeSalvager::CheckIntegrity() {
 }
 
 Status VolumeSalvager::ReadHeader() {
-  Query q(*db_, "SELECT format, id, chunk_size FROM header");
+  Query q(*db_, "SELECT format, id, chunk_size, inline_limit FROM header");
   auto row = q.Step();
   if (!row.ok()) return row.status();
   if (!*row) return Error(Code::kIoError, "volume header missing");
@@ -143,6 +146,7 @@ Status VolumeSalvager::ReadHeader() {
   if (q.Uint(1) != report_.volume_id) return Error(Code::kIoError, "volume id mismatch");
   chunk_size_ = q.Uint(2);
   if (chunk_size_ == 0) return Error(Code::kIoError, "chunk size 0 in the header");
+  inline_limit_ = std::min(q.Uint(3), chunk_size_);
   return Status::Ok();
 }
 
@@ -263,8 +267,9 @@ Status VolumeSalvager::RemoveOrphan(uint64_t vnode) {
   Note(fmt::format("orphan vnode {} (type {}, {} bytes): removed with its data", vnode,
                    static_cast<int>(node.type), node.size));
   for (const char* sql :
-       {"DELETE FROM chunks WHERE vnode = ?", "DELETE FROM acls WHERE dir = ?",
-        "DELETE FROM dirents WHERE dir = ?", "DELETE FROM vnodes WHERE vnode = ?"}) {
+       {"DELETE FROM chunks WHERE vnode = ?", "DELETE FROM inline_data WHERE vnode = ?",
+        "DELETE FROM acls WHERE dir = ?", "DELETE FROM dirents WHERE dir = ?",
+        "DELETE FROM vnodes WHERE vnode = ?"}) {
     if (Status s = Query(*db_, sql, vnode).Run(); !s.ok()) return s;
   }
   return Status::Ok();
@@ -308,6 +313,56 @@ Status VolumeSalvager::ApplyTree(const TreePlan& plan, uint64_t serial) {
   report_.orphans_removed += plan.orphans.size();
   report_.link_counts_fixed += plan.links.size();
   report_.parents_fixed += plan.parents.size();
+  return Status::Ok();
+}
+
+// Inline data must belong to a file, lie within its size, and be its only data: a file with
+// both inline bytes and chunk rows keeps what its size says (inline up to the inline limit,
+// chunks beyond) and loses the other.
+Status VolumeSalvager::CheckInlineRows() {
+  struct Row {
+    uint64_t vnode, len, size, chunk_rows;
+    bool file;
+  };
+  std::vector<Row> rows;
+  {
+    Query q(*db_,
+            "SELECT i.vnode, length(i.data), v.size, v.type IS NOT NULL AND v.type = ?, "
+            "(SELECT count(*) FROM chunks c WHERE c.vnode = i.vnode) "
+            "FROM inline_data i LEFT JOIN vnodes v ON v.vnode = i.vnode",
+            static_cast<int>(VnodeType::kFile));
+    for (;;) {
+      auto row = q.Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      rows.push_back({q.Uint(0), q.Uint(1), q.Uint(2), q.Uint(4), q.Int(3) != 0});
+    }
+  }
+  for (const Row& r : rows) {
+    Status s;
+    if (!r.file || (r.chunk_rows > 0 && r.size > inline_limit_)) {
+      Note(fmt::format("vnode {}: inline data ({} bytes) of a {}: dropped", r.vnode, r.len,
+                       r.file ? "file with chunks past the inline limit" : "missing or non-file"));
+      s = Query(*db_, "DELETE FROM inline_data WHERE vnode = ?", r.vnode).Run();
+    } else if (r.chunk_rows > 0) {
+      Note(fmt::format("vnode {}: {} chunk rows beside its inline data ({} bytes): dropped",
+                       r.vnode, r.chunk_rows, r.size));
+      s = Query(*db_, "DELETE FROM chunks WHERE vnode = ?", r.vnode).Run();
+    } else if (uint64_t keep = std::min({r.len, r.size, inline_limit_});
+               keep != r.len || keep == 0) {
+      Note(fmt::format("vnode {}: inline data ({} bytes) past its size {}: cut to {}", r.vnode,
+                       r.len, r.size, keep));
+      s = keep == 0
+              ? Query(*db_, "DELETE FROM inline_data WHERE vnode = ?", r.vnode).Run()
+              : Query(*db_, "UPDATE inline_data SET data = substr(data, 1, ?) WHERE vnode = ?",
+                      keep, r.vnode)
+                    .Run();
+    } else {
+      continue;
+    }
+    if (!s.ok()) return s;
+    report_.inline_fixed++;
+  }
   return Status::Ok();
 }
 
@@ -399,6 +454,7 @@ Status VolumeSalvager::RepairMetadata() {
     TreePlan plan;
     PlanTree(plan);
     if (Status st = ApplyTree(plan, serial); !st.ok()) return st;
+    if (Status st = CheckInlineRows(); !st.ok()) return st;
     if (Status st = CheckChunkRows(); !st.ok()) return st;
     if (Status st = CheckHeaderTotals(); !st.ok()) return st;
     if (report_.fixes() == 0) return Status::Ok();
@@ -483,8 +539,8 @@ PartitionLock::~PartitionLock() { ::close(fd_); }  // releases the flock
 
 uint64_t SalvageReport::fixes() const {
   return unfinished_clone_removed + dirents_removed + orphans_removed + link_counts_fixed +
-         parents_fixed + usage_fixed + header_fixed + chunk_rows_dropped + missing_chunks +
-         chunk_files_removed;
+         parents_fixed + usage_fixed + header_fixed + inline_fixed + chunk_rows_dropped +
+         missing_chunks + chunk_files_removed;
 }
 
 std::string SalvageReport::Summary() const {
@@ -505,6 +561,7 @@ std::string SalvageReport::Summary() const {
   add(parents_fixed, "parents fixed");
   flag(usage_fixed, "usage recomputed");
   flag(header_fixed, "next vnode/uniquifier raised");
+  add(inline_fixed, "inline data repaired");
   add(chunk_rows_dropped, "stray chunk rows dropped");
   add(missing_chunks, "missing chunk files (now holes: data lost)");
   add(chunk_files_removed, "garbage chunk files removed");

@@ -1,8 +1,8 @@
 // Salvager: checks and repairs volume instances after an unclean stop (DESIGN.md §5;
 // docs/formats/volume.md, "Salvage"). It works on closed volumes only, directly on their
 // metadata database and chunk directory, and makes the volume consistent again: SQLite
-// integrity, directory tree, link counts, orphans, usage, chunk files. What it repairs never
-// loses acknowledged data, except where the data was already gone (a chunk row whose file is
+// integrity, directory tree, link counts, orphans, usage, inline data, chunk files. What it repairs
+// never loses acknowledged data, except where the data was already gone (a chunk row whose file is
 // missing becomes a hole, and the report says so).
 // Thread safety: free functions without shared state; PartitionLock keeps two salvagers
 // (in this or another process) off one partition. Errors: kLocked (another salvager),
@@ -51,8 +51,11 @@ struct SalvageReport {
   uint64_t orphans_removed = 0;  // vnodes not reachable from the root, with their data
   uint64_t link_counts_fixed = 0;
   uint64_t parents_fixed = 0;
-  uint64_t usage_fixed = 0;          // 1 if header.usage was wrong
-  uint64_t header_fixed = 0;         // next_vnode / next_uniq behind the vnodes in use
+  uint64_t usage_fixed = 0;   // 1 if header.usage was wrong
+  uint64_t header_fixed = 0;  // next_vnode / next_uniq behind the vnodes in use
+  // Inline data of a missing vnode or non-file, past a file's size, or beside chunk rows
+  // (the file keeps what its size says: inline up to the inline limit, else its chunks).
+  uint64_t inline_fixed = 0;
   uint64_t chunk_rows_dropped = 0;   // rows of missing vnodes or past a file's end
   uint64_t missing_chunks = 0;       // rows whose file was missing: now holes (data lost)
   uint64_t chunk_files_removed = 0;  // garbage: temp files, chunks without a row

@@ -17,7 +17,7 @@ CREATE TABLE header(
   quota INTEGER NOT NULL, usage INTEGER NOT NULL, next_vnode INTEGER NOT NULL,
   next_uniq INTEGER NOT NULL, serial INTEGER NOT NULL, stores INTEGER NOT NULL,
   bytes_stored INTEGER NOT NULL, chunk_size INTEGER NOT NULL, ops INTEGER NOT NULL,
-  reads INTEGER NOT NULL, bytes_read INTEGER NOT NULL);
+  reads INTEGER NOT NULL, bytes_read INTEGER NOT NULL, inline_limit INTEGER NOT NULL);
 CREATE TABLE vnodes(
   vnode INTEGER PRIMARY KEY, uniq INTEGER NOT NULL, type INTEGER NOT NULL,
   mode INTEGER NOT NULL, owner INTEGER NOT NULL, grp INTEGER NOT NULL, size INTEGER NOT NULL,
@@ -31,6 +31,7 @@ CREATE TABLE dirents(
 CREATE TABLE chunks(
   vnode INTEGER NOT NULL, idx INTEGER NOT NULL, dv INTEGER NOT NULL, len INTEGER NOT NULL,
   PRIMARY KEY (vnode, idx)) WITHOUT ROWID;
+CREATE TABLE inline_data(vnode INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE acls(
   dir INTEGER NOT NULL, principal INTEGER NOT NULL, negative INTEGER NOT NULL,
   rights INTEGER NOT NULL, PRIMARY KEY (dir, principal, negative)) WITHOUT ROWID;
@@ -111,6 +112,7 @@ Result<std::unique_ptr<Volume>> Volume::Create(VolumeOptions options, uint64_t i
                                                VolumeType type, uint64_t quota_bytes) {
   options = WithDefaults(std::move(options));
   if (options.chunk_size == 0) return Error(Code::kInvalidArgument, "chunk size 0");
+  options.inline_limit = std::min(options.inline_limit, options.chunk_size);
   std::string dir = VolumeDir(options, id);
   Env* env = options.env;
   if (Status s = env->MkDir(dir); !s.ok()) return s;
@@ -122,9 +124,9 @@ Result<std::unique_ptr<Volume>> Volume::Create(VolumeOptions options, uint64_t i
   if (Status s = m.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
   Status s = m.Exec(kSchema);
   if (s.ok()) {
-    s = Query(m, "INSERT INTO header VALUES (1, ?, ?, ?, ?, 0, ?, 0, 2, 2, 1, 0, 0, ?, 0, 0, 0)",
+    s = Query(m, "INSERT INTO header VALUES (1, ?, ?, ?, ?, 0, ?, 0, 2, 2, 1, 0, 0, ?, 0, 0, 0, ?)",
               kVolumeFormatVersion, id, name, static_cast<int>(type), quota_bytes,
-              options.chunk_size)
+              options.chunk_size, options.inline_limit)
             .Run();
   }
   if (s.ok()) {
@@ -151,7 +153,7 @@ Result<std::unique_ptr<Volume>> Volume::Open(VolumeOptions options, uint64_t id)
     return Error(Code::kNotFound, "no volume " + std::to_string(id) + " in " + options.partition);
   auto db = MetaDb::Open(dir + "/meta.sqlite", /*create=*/false);
   if (!db.ok()) return db.status();
-  Query q(**db, "SELECT format, id, chunk_size FROM header");
+  Query q(**db, "SELECT format, id, chunk_size, inline_limit FROM header");
   auto row = q.Step();
   if (!row.ok()) return row.status();
   if (!*row) return Error(Code::kIoError, "volume header missing in " + dir);
@@ -159,6 +161,7 @@ Result<std::unique_ptr<Volume>> Volume::Open(VolumeOptions options, uint64_t id)
     return Error(Code::kIoError, "unknown volume format " + std::to_string(q.Int(0)));
   if (q.Uint(1) != id) return Error(Code::kIoError, "volume id mismatch in " + dir);
   options.chunk_size = q.Uint(2);
+  options.inline_limit = std::min(q.Uint(3), options.chunk_size);
   bool marked = options.env->FileExists(dir + "/" + kDirtyMarkerName);
   std::unique_ptr<Volume> volume(new Volume(std::move(options), id, std::move(*db)));
   if (marked) spdlog::warn("volume {}: opened with its dirty marker; it needs a salvage", id);
@@ -343,8 +346,9 @@ Status Volume::DeleteVnode(const VnodeStatus& v, std::vector<ChunkKey>* dead) {
       dead->push_back({v.vnode, v.uniq, q.Uint(0), q.Uint(1)});
     }
   }
-  for (const char* sql : {"DELETE FROM chunks WHERE vnode = ?", "DELETE FROM acls WHERE dir = ?",
-                          "DELETE FROM vnodes WHERE vnode = ?"}) {
+  for (const char* sql :
+       {"DELETE FROM chunks WHERE vnode = ?", "DELETE FROM inline_data WHERE vnode = ?",
+        "DELETE FROM acls WHERE dir = ?", "DELETE FROM vnodes WHERE vnode = ?"}) {
     if (Status s = Query(*db_, sql, v.vnode).Run(); !s.ok()) return s;
   }
   if (v.type == VnodeType::kDir) return Status::Ok();
@@ -376,24 +380,28 @@ Result<VolumeHeader> Volume::Header() {
   std::lock_guard lock(mu_);
   Query q(*db_,
           "SELECT id, name, type, parent_id, quota, usage, next_vnode, next_uniq, serial, "
-          "stores, bytes_stored, ops, reads, bytes_read FROM header");
+          "stores, bytes_stored, ops, reads, bytes_read, (SELECT count(*) FROM vnodes) "
+          "FROM header");
   auto row = q.Step();
   if (!row.ok()) return row.status();
   if (!*row) return Error(Code::kIoError, "volume header missing");
-  return VolumeHeader{q.Uint(0),
-                      q.Str(1),
-                      static_cast<VolumeType>(q.Int(2)),
-                      q.Uint(3),
-                      q.Uint(4),
-                      q.Uint(5),
-                      q.Uint(6),
-                      q.Uint(7),
-                      q.Uint(8),
-                      q.Uint(9),
-                      q.Uint(10),
-                      q.Uint(11) + pending_ops_.load(),
-                      q.Uint(12) + pending_reads_.load(),
-                      q.Uint(13) + pending_bytes_read_.load()};
+  VolumeHeader h;
+  h.id = q.Uint(0);
+  h.name = q.Str(1);
+  h.type = static_cast<VolumeType>(q.Int(2));
+  h.parent_id = q.Uint(3);
+  h.quota_bytes = q.Uint(4);
+  h.usage_bytes = q.Uint(5);
+  h.next_vnode = q.Uint(6);
+  h.next_uniq = q.Uint(7);
+  h.serial = q.Uint(8);
+  h.files = q.Uint(14);
+  h.stores = q.Uint(9);
+  h.bytes_stored = q.Uint(10);
+  h.ops = q.Uint(11) + pending_ops_.load();
+  h.reads = q.Uint(12) + pending_reads_.load();
+  h.bytes_read = q.Uint(13) + pending_bytes_read_.load();
+  return h;
 }
 
 Status Volume::SetQuota(uint64_t quota_bytes) {

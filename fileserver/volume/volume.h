@@ -1,6 +1,7 @@
 // Volume: one volume instance on a partition: its metadata database (vnodes, directory
 // entries, ACLs, header; SQLite in <partition>/V<volid>/meta.sqlite) and its file data
-// (chunks in <partition>/V<volid>/c). Format: docs/formats/volume.md.
+// (chunks in <partition>/V<volid>/c; small files inline in the database). Format:
+// docs/formats/volume.md.
 // Every operation is one SQLite transaction and is durable when it returns OK. A store is a
 // transaction too (StoreTransaction): readers see the old or the new data version, never a mix.
 // Dirty marker: the first change after the volume was clean durably creates V<volid>/dirty;
@@ -67,6 +68,7 @@ struct VolumeHeader {
   uint64_t next_vnode = 0;
   uint64_t next_uniq = 0;
   uint64_t serial = 0;  // change serial: bumped by every change
+  uint64_t files = 0;   // vnodes of every type (files, directories, symlinks), root included
   // Billing counters. ops, reads and bytes_read are counted in memory and persisted by
   // FlushCounters() or the next change; a crash loses at most the unflushed ones.
   uint64_t stores = 0;        // committed stores
@@ -125,9 +127,14 @@ struct SetAttrRequest {
 };
 
 struct VolumeOptions {
-  Env* env = nullptr;               // not owned; must outlive the volume. Default: DefaultEnv()
-  std::string partition;            // directory of the partition, e.g. "/vicepa"; must exist
-  uint64_t chunk_size = 1 << 20;    // bytes. Default: 1 MiB. Fixed for a volume's life.
+  Env* env = nullptr;             // not owned; must outlive the volume. Default: DefaultEnv()
+  std::string partition;          // directory of the partition, e.g. "/vicepa"; must exist
+  uint64_t chunk_size = 1 << 20;  // bytes. Default: 1 MiB. Fixed for a volume's life.
+  // Bytes. A file whose data fits keeps it in the metadata database instead of chunk files,
+  // so that writing it costs one SQLite commit. 0: never. Capped at chunk_size (inline data
+  // is always chunk 0). Default: 64 KiB. Fixed for a volume's life, like chunk_size: Open()
+  // takes both from the header, whatever the options say.
+  uint64_t inline_limit = 64 << 10;
   std::function<int64_t()> now_ns;  // wall clock in ns since the epoch. Default: realtime
 };
 
@@ -181,6 +188,14 @@ class Volume {
   // kQuotaExceeded when the volume is at or over its quota (or a symlink's target would
   // take it over).
   Result<VnodeStatus> CreateFile(uint64_t dir, std::string_view name, const NewVnodeAttrs& a);
+  // Creates a file with content `data`, all or nothing: the result is the file as a create
+  // followed by a store would leave it (data version 2, one store counted). Data within
+  // inline_limit() is created in ONE SQLite transaction (the cheap path for small files);
+  // larger data is created, then stored in chunks, and the file is removed again if the store
+  // fails (a crash in between can leave it empty). kQuotaExceeded if the volume is at its
+  // quota or `data` would take it over; nothing is left behind.
+  Result<VnodeStatus> CreateFile(uint64_t dir, std::string_view name, const NewVnodeAttrs& a,
+                                 ByteView data);
   Result<VnodeStatus> MakeDir(uint64_t dir, std::string_view name, const NewVnodeAttrs& a);
   Result<VnodeStatus> Symlink(uint64_t dir, std::string_view name, std::string_view target,
                               const NewVnodeAttrs& a);
@@ -218,6 +233,7 @@ class Volume {
 
   uint64_t id() const { return id_; }
   uint64_t chunk_size() const { return options_.chunk_size; }
+  uint64_t inline_limit() const { return options_.inline_limit; }  // ≤ chunk_size()
   const std::string& dir() const { return dir_; }
 
  private:
@@ -254,9 +270,29 @@ class Volume {
                      std::string_view dst_name, std::vector<ChunkKey>* dead);
   Status ReplaceTarget(const VnodeStatus& src, const DirEntry& target, uint64_t dst_dir,
                        uint64_t serial, std::vector<ChunkKey>* dead);
-  // Sets a file's size (chunk rows clipped or dropped) and data version.
+  // Clips a file's data to `new_size` (chunk rows clipped or dropped, inline bytes cut); a
+  // chunked file that shrinks to at most the inline limit moves inline. The caller sets the
+  // size and data version.
   Status ResizeInTxn(const VnodeStatus& v, uint64_t new_size, std::vector<ChunkKey>* dead);
   Status CommitStore(StoreTransaction& store, uint64_t new_size);
+  Status CommitStoreInTxn(StoreTransaction& store, uint64_t new_size, std::vector<ChunkKey>* dead);
+
+  // Inline data (volume_inline.cc). REQUIRES mu_ held; the *InTxn ones an open transaction.
+  // The inline bytes of `vnode`, if its data is inline (a row in inline_data).
+  Result<std::optional<Bytes>> LoadInline(uint64_t vnode);
+  Status SetInlineInTxn(uint64_t vnode, ByteView data);  // empty data: no row
+  Status DropInlineInTxn(uint64_t vnode);
+  // Moves all chunk rows of `v` to `dead`, and chunk 0's first `new_size` bytes inline.
+  Status ChunksToInlineInTxn(const VnodeStatus& v, uint64_t new_size, std::vector<ChunkKey>* dead);
+  // Before a store that wrote chunk files commits (takes mu_): its buffered chunk 0 becomes a
+  // chunk file, or, if the file is inline and the store did not write chunk 0, the old inline
+  // bytes are written as the new chunk 0, so that the file moves to chunks whole.
+  Status PrepareChunkedCommit(StoreTransaction& store);
+  Result<VnodeStatus> CreateInline(uint64_t dir, std::string_view name, const NewVnodeAttrs& a,
+                                   ByteView data);
+  // Removes the file CreateFile(..., data) made if nobody has changed its data since (takes
+  // mu_).
+  Status UndoCreate(const VnodeStatus& v);
   Status LinkChunksInto(ChunkStore& dest);
 
   const VolumeOptions options_;
@@ -280,6 +316,11 @@ class Volume {
 // and only afterwards deletes the chunks of the old version that were replaced. On any
 // failure, and on Abort() or destruction without Commit, the new chunks are removed and the
 // file is unchanged. Only one store per vnode at a time.
+// Inline data: a chunk 0 of at most inline_limit() bytes is kept in memory. If the store
+// writes no other chunk, Commit puts it (or, without a chunk 0, keeps the old data) in the
+// database in the same single commit, writing no file at all. Otherwise the file moves to
+// chunks: the buffered chunk 0, or the old inline bytes if chunk 0 was not written, are
+// written as chunk 0 first.
 class StoreTransaction {
  public:
   ~StoreTransaction();  // aborts if neither committed nor aborted
@@ -303,6 +344,7 @@ class StoreTransaction {
   StoreTransaction(Volume* volume, uint64_t vnode, uint64_t uniq, uint64_t base_dv)
       : volume_(volume), vnode_(vnode), uniq_(uniq), base_dv_(base_dv) {}
   ChunkKey Key(uint64_t index) const { return {vnode_, uniq_, index, base_dv_ + 1}; }
+  Status WriteChunkFile(uint64_t index, ByteView data);
   // Releases the vnode's store slot. `clean`: false when files may be left behind.
   void Finish(bool clean);
 
@@ -310,7 +352,10 @@ class StoreTransaction {
   uint64_t vnode_;
   uint64_t uniq_;
   uint64_t base_dv_;
-  std::map<uint64_t, uint64_t> written_;  // chunk index → length
+  std::map<uint64_t, uint64_t> written_;  // chunk files written: chunk index → length
+  // Chunk 0 when it fits the inline limit and no chunk 0 file was written: kept in memory,
+  // committed inline if no chunk file is written, else written as a file at Commit.
+  std::optional<Bytes> chunk0_;
   uint64_t bytes_written_ = 0;
   Status failure_;  // the first WriteChunk failure: Commit refuses
   bool finished_ = false;

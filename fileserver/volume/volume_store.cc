@@ -10,6 +10,17 @@ namespace heka::fs {
 // --- size changes ----------------------------------------------------------------------------
 
 Status Volume::ResizeInTxn(const VnodeStatus& v, uint64_t new_size, std::vector<ChunkKey>* dead) {
+  auto inline_data = LoadInline(v.vnode);
+  if (!inline_data.ok()) return inline_data.status();
+  if (inline_data->has_value()) {
+    // Bytes past the inline ones read as zeros: extending changes nothing stored.
+    Bytes& bytes = **inline_data;
+    if (bytes.size() <= new_size) return Status::Ok();
+    bytes.resize(new_size);
+    return SetInlineInTxn(v.vnode, bytes);
+  }
+  if (new_size > 0 && new_size <= options_.inline_limit)
+    return ChunksToInlineInTxn(v, new_size, dead);
   const uint64_t cs = options_.chunk_size;
   const uint64_t first_gone = (new_size + cs - 1) / cs;  // chunks wholly past the end
   {
@@ -92,43 +103,57 @@ Status Volume::CommitStore(StoreTransaction& store, uint64_t new_size) {
     if (index * cs >= new_size && len > 0)
       return Error(Code::kInvalidArgument, "chunk " + std::to_string(index) + " past new size");
   }
+  if (new_size == 0 && store.chunk0_ && !store.chunk0_->empty())
+    return Error(Code::kInvalidArgument, "chunk 0 past new size");
   std::lock_guard lock(mu_);
   std::vector<ChunkKey> dead;
-  return RunTxn(
-      [&]() -> Status {
-        auto v = LoadVnode(store.vnode_);
-        if (!v.ok()) return v.status();
-        if (v->data_version != store.base_dv_)
-          return Error(Code::kUnavailable, "file changed during the store; retry");
-        auto serial = BumpSerial();
-        if (!serial.ok()) return serial.status();
-        const uint64_t new_dv = store.base_dv_ + 1;
-        for (const auto& [index, len] : store.written_) {
-          Query old(*db_, "SELECT dv FROM chunks WHERE vnode = ? AND idx = ?", v->vnode, index);
-          auto row = old.Step();
-          if (!row.ok()) return row.status();
-          if (*row) dead.push_back({v->vnode, v->uniq, index, old.Uint(0)});
-          Status s = Query(*db_, "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?)", v->vnode,
-                           index, new_dv, len)
-                         .Run();
-          if (!s.ok()) return s;
-        }
-        if (Status s = ResizeInTxn(*v, new_size, &dead); !s.ok()) return s;
-        int64_t now = options_.now_ns();
-        Status s = Query(*db_,
-                         "UPDATE vnodes SET size = ?, dv = ?, mtime_ns = ?, ctime_ns = ?, "
-                         "serial = ? WHERE vnode = ?",
-                         new_size, new_dv, now, now, *serial, v->vnode)
-                       .Run();
-        if (s.ok()) {
-          s = Query(*db_, "UPDATE header SET stores = stores + 1, bytes_stored = bytes_stored + ?",
-                    store.bytes_written_)
-                  .Run();
-        }
-        if (!s.ok()) return s;
-        return AddUsage(static_cast<int64_t>(new_size) - static_cast<int64_t>(v->size), true);
-      },
-      &dead);
+  return RunTxn([&] { return CommitStoreInTxn(store, new_size, &dead); }, &dead);
+}
+
+Status Volume::CommitStoreInTxn(StoreTransaction& store, uint64_t new_size,
+                                std::vector<ChunkKey>* dead) {
+  auto v = LoadVnode(store.vnode_);
+  if (!v.ok()) return v.status();
+  if (v->data_version != store.base_dv_)
+    return Error(Code::kUnavailable, "file changed during the store; retry");
+  auto serial = BumpSerial();
+  if (!serial.ok()) return serial.status();
+  const uint64_t new_dv = store.base_dv_ + 1;
+  if (store.chunk0_) {
+    // No chunk file written (PrepareChunkedCommit made chunk0_ a file otherwise): the new
+    // data is chunk 0 alone, inline; every old chunk goes.
+    if (Status s = ChunksToInlineInTxn(*v, 0, dead); !s.ok()) return s;
+    ByteView data(*store.chunk0_);
+    if (Status s = SetInlineInTxn(v->vnode, data.first(std::min<uint64_t>(data.size(), new_size)));
+        !s.ok())
+      return s;
+  } else if (!store.written_.empty()) {
+    if (Status s = DropInlineInTxn(v->vnode); !s.ok()) return s;  // carried into chunk 0
+  }
+  for (const auto& [index, len] : store.written_) {
+    Query old(*db_, "SELECT dv FROM chunks WHERE vnode = ? AND idx = ?", v->vnode, index);
+    auto row = old.Step();
+    if (!row.ok()) return row.status();
+    if (*row) dead->push_back({v->vnode, v->uniq, index, old.Uint(0)});
+    Status s = Query(*db_, "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?)", v->vnode, index,
+                     new_dv, len)
+                   .Run();
+    if (!s.ok()) return s;
+  }
+  if (Status s = ResizeInTxn(*v, new_size, dead); !s.ok()) return s;
+  int64_t now = options_.now_ns();
+  Status s = Query(*db_,
+                   "UPDATE vnodes SET size = ?, dv = ?, mtime_ns = ?, ctime_ns = ?, "
+                   "serial = ? WHERE vnode = ?",
+                   new_size, new_dv, now, now, *serial, v->vnode)
+                 .Run();
+  if (s.ok()) {
+    s = Query(*db_, "UPDATE header SET stores = stores + 1, bytes_stored = bytes_stored + ?",
+              store.bytes_written_)
+            .Run();
+  }
+  if (!s.ok()) return s;
+  return AddUsage(static_cast<int64_t>(new_size) - static_cast<int64_t>(v->size), true);
 }
 
 StoreTransaction::~StoreTransaction() {
@@ -141,20 +166,29 @@ Status StoreTransaction::WriteChunk(uint64_t index, ByteView data) {
     return Error(Code::kInvalidArgument, "chunk larger than the chunk size");
   if (index >= UINT64_MAX / volume_->options_.chunk_size)
     return Error(Code::kInvalidArgument, "chunk index out of range");
-  written_[index] = 0;  // recorded first, so Abort() removes whatever got written
-  Status s = volume_->chunks_.Write(Key(index), data);
-  if (!s.ok()) {
+  if (index == 0) chunk0_.reset();
+  if (index == 0 && data.size() <= volume_->options_.inline_limit && !written_.contains(0)) {
+    chunk0_.emplace(data.begin(), data.end());  // may go inline: no file yet
+  } else if (Status s = WriteChunkFile(index, data); !s.ok()) {
     failure_ = s;
     return s;
   }
-  written_[index] = data.size();
   bytes_written_ += data.size();
   return Status::Ok();
 }
 
+Status StoreTransaction::WriteChunkFile(uint64_t index, ByteView data) {
+  written_[index] = 0;  // recorded first, so Abort() removes whatever got written
+  Status s = volume_->chunks_.Write(Key(index), data);
+  if (s.ok()) written_[index] = data.size();
+  return s;
+}
+
 Status StoreTransaction::Commit(uint64_t new_size) {
   if (finished_) return Error(Code::kInvalidArgument, "store already finished");
-  Status s = failure_.ok() ? volume_->CommitStore(*this, new_size) : failure_;
+  Status s = failure_;
+  if (s.ok()) s = volume_->PrepareChunkedCommit(*this);
+  if (s.ok()) s = volume_->CommitStore(*this, new_size);
   if (!s.ok()) {
     (void)Abort();
     return s;
@@ -166,6 +200,7 @@ Status StoreTransaction::Commit(uint64_t new_size) {
 Status StoreTransaction::Abort() {
   if (finished_) return Status::Ok();
   Status result;
+  chunk0_.reset();
   for (const auto& [index, len] : written_) {
     Status s = volume_->chunks_.Remove(Key(index));
     if (result.ok()) result = s;
@@ -208,6 +243,16 @@ Result<Bytes> Volume::ReadUncounted(uint64_t vnode, uint64_t offset, uint64_t le
   const uint64_t end = offset + std::min(len, v->size - offset);  // no overflow
   const uint64_t cs = options_.chunk_size;
   Bytes out(end - offset, 0);
+  auto inline_data = LoadInline(vnode);
+  if (!inline_data.ok()) return inline_data.status();
+  if (inline_data->has_value()) {  // bytes past the inline ones are zeros
+    const Bytes& bytes = **inline_data;
+    if (offset < bytes.size()) {
+      std::memcpy(out.data(), bytes.data() + offset,
+                  std::min<uint64_t>(end, bytes.size()) - offset);
+    }
+    return out;
+  }
   for (uint64_t index = offset / cs; index <= (end - 1) / cs; ++index) {
     Query q(*db_, "SELECT dv, len FROM chunks WHERE vnode = ? AND idx = ?", vnode, index);
     auto row = q.Step();

@@ -2,6 +2,7 @@
 // and reported once), the dirty marker, the partition lock and the persistent counters.
 #include "fileserver/volume/salvage.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -31,6 +32,7 @@ class SalvageTest : public ::testing::Test {
     options_.partition = dir_;
     options_.env = &env_;
     options_.chunk_size = kChunk;
+    options_.inline_limit = 0;  // these tests are about chunk files; inline: volume_inline_test
   }
   void TearDown() override {
     vol_.reset();
@@ -162,6 +164,64 @@ TEST_F(SalvageTest, CrashDuringStoreIsRepaired) {
   }
   EXPECT_GT(saw_old, 3);
   EXPECT_GT(garbage_removed, 3u);
+}
+
+// Inline files (small, extended past the inline limit, empty) beside chunked ones salvage
+// clean; usage counts the inline sizes.
+TEST_F(SalvageTest, InlineFilesSalvageClean) {
+  options_.inline_limit = 3000;
+  MakeVolume();  // f: 2.5 chunks, in chunk files
+  auto g = vol_->CreateFile(kRootVnode, "g", {}, Pattern(100, 2));
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  auto h = vol_->CreateFile(kRootVnode, "h", {}, Pattern(2000, 3));
+  ASSERT_TRUE(h.ok());
+  ASSERT_TRUE(vol_->SetAttr(h->vnode, {.size = 3 * kChunk}).ok());  // zeros past the limit
+  ASSERT_TRUE(vol_->CreateFile(kRootVnode, "e", {}, ByteView()).ok());
+  EXPECT_EQ(ChunkFiles(), 3u);
+  EXPECT_EQ(vol_->Header()->files, 6u);
+  SalvageReport report = SalvageTwice();
+  EXPECT_TRUE(report.clean()) << report.Summary();
+  Reopen();
+  EXPECT_EQ(ReadAll(file_), Pattern(5 * kChunk / 2, 1));
+  EXPECT_EQ(ReadAll(g->vnode), Pattern(100, 2));
+  Bytes expect = Pattern(2000, 3);
+  expect.resize(3 * kChunk, 0);
+  EXPECT_EQ(ReadAll(h->vnode), expect);
+  EXPECT_EQ(vol_->Header()->usage_bytes, 5 * kChunk / 2 + 100 + 3 * kChunk);
+}
+
+// Inline data beside chunk rows (the size decides which stays), of a missing vnode, or past
+// the file's size.
+TEST_F(SalvageTest, InlineDataInconsistenciesAreRepaired) {
+  options_.inline_limit = 3000;
+  MakeVolume();
+  auto g = vol_->CreateFile(kRootVnode, "g", {}, Pattern(100, 2));
+  ASSERT_TRUE(g.ok());
+  auto h = vol_->CreateFile(kRootVnode, "h", {}, Pattern(1000, 3));
+  ASSERT_TRUE(h.ok());
+  std::string sql = fmt::format(
+      "INSERT INTO inline_data VALUES ({}, x'0102');"   // f: over the limit, its chunks stay
+      "INSERT INTO chunks VALUES ({}, 0, 2, 100);"      // g: within it, its inline bytes stay
+      "INSERT INTO inline_data VALUES (99, x'01');"     // no such vnode
+      "UPDATE vnodes SET size = 500 WHERE vnode = {};"  // h: inline bytes past its size
+      "UPDATE header SET usage = usage - 500;",
+      file_, g->vnode, h->vnode);
+  Damage(sql.c_str());
+  std::string stray = fmt::format("{}/{}.{}.0.2", ChunkDir(), g->vnode, g->uniq);
+  std::ofstream(stray) << std::string(100, 'x');
+  SalvageReport report = SalvageTwice();
+  EXPECT_EQ(report.inline_fixed, 4u) << report.Summary();
+  EXPECT_EQ(report.chunk_files_removed, 1u) << report.Summary();
+  EXPECT_EQ(report.fixes(), 5u) << report.Summary();
+  EXPECT_FALSE(std::filesystem::exists(stray));
+  Reopen();
+  EXPECT_EQ(ReadAll(file_), Pattern(5 * kChunk / 2, 1));
+  EXPECT_EQ(ReadAll(g->vnode), Pattern(100, 2));
+  EXPECT_EQ(ReadAll(h->vnode), Pattern(500, 3));
+  ASSERT_TRUE(vol_->SetAttr(h->vnode, {.size = 1000}).ok());  // the cut bytes are gone
+  Bytes expect = Pattern(500, 3);
+  expect.resize(1000, 0);
+  EXPECT_EQ(ReadAll(h->vnode), expect);
 }
 
 TEST_F(SalvageTest, WrongLinkCountsAreFixed) {

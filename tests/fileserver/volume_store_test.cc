@@ -30,6 +30,7 @@ class StoreTest : public ::testing::Test {
     options_.partition = dir_;
     options_.env = &env_;
     options_.chunk_size = kSmallChunk;
+    options_.inline_limit = 0;  // these tests are about chunk files; inline: volume_inline_test
   }
   void TearDown() override {
     vol_.reset();
