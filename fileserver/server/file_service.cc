@@ -55,19 +55,6 @@ Status CheckName(const std::string& name) {
   return CheckEntryName(name);
 }
 
-// Stores `data` as the whole content of the new, empty file `vnode`.
-Status StoreWhole(Volume& vol, uint64_t vnode, const std::string& data) {
-  auto txn = vol.BeginStore(vnode);
-  if (!txn.ok()) return txn.status();
-  const uint64_t cs = vol.chunk_size();
-  const auto* bytes = reinterpret_cast<const uint8_t*>(data.data());
-  for (uint64_t off = 0; off < data.size(); off += cs) {
-    Status s = (*txn)->WriteChunk(off / cs, ByteView(bytes + off, std::min<uint64_t>(cs, data.size() - off)));
-    if (!s.ok()) return s;
-  }
-  return (*txn)->Commit(data.size());
-}
-
 }  // namespace
 
 // ---- VolumeTable -----------------------------------------------------------------------------
@@ -650,18 +637,12 @@ Result<pb::CreateReply> FileService::Create(Op& op, const pb::CreateRequest& req
   attrs.owner = op.cps.user_id;
   attrs.client_attr.assign(req.client_attr().begin(), req.client_attr().end());
   Volume& vol = *op.vol->volume;
-  Result<VnodeStatus> made = type == VnodeType::kFile  ? vol.CreateFile(dir->v.vnode, req.name(), attrs)
+  ByteView data(reinterpret_cast<const uint8_t*>(req.data().data()), req.data().size());
+  Result<VnodeStatus> made = type == VnodeType::kFile  ? vol.CreateFile(dir->v.vnode, req.name(), attrs, data)
                              : type == VnodeType::kDir ? vol.MakeDir(dir->v.vnode, req.name(), attrs)
                                                        : vol.Symlink(dir->v.vnode, req.name(), req.target(), attrs);
   if (!made.ok()) return made.status();
   op.breaks.push_back(req.dir());
-  if (type == VnodeType::kFile && !req.data().empty()) {
-    Status s = StoreWhole(vol, made->vnode, req.data());
-    if (!s.ok()) {
-      (void)vol.Remove(dir->v.vnode, req.name());  // all or nothing
-      return s;
-    }
-  }
   auto child = LoadVnode(op, made->vnode);
   if (!child.ok()) return child.status();
   pb::CreateReply rep;

@@ -62,7 +62,7 @@ Result<pb::VolumeStatus> FileService::Describe(uint64_t id, const ServedVolume& 
   st.set_type(static_cast<uint32_t>(h->type));
   st.set_quota_bytes(h->quota_bytes);
   st.set_usage_bytes(h->usage_bytes);
-  st.set_files(h->next_vnode > 0 ? h->next_vnode - 1 : 0);
+  st.set_files(h->files);
   st.set_ops(h->ops);
   st.set_reads(h->reads);
   st.set_bytes_read(h->bytes_read);

@@ -421,6 +421,58 @@ TEST(FileServerTest, EveryFileOperationAndItsErrors) {
   EXPECT_EQ(*adm.Read(*big), std::string(900, 'q')) << "a refused store changes nothing";
   EXPECT_EQ(CodeOf(As("alice").Call<pb::SetQuotaReply>("SetQuota", quota)),
             Code::kPermissionDenied);
+  quota.set_quota_bytes(0);
+  ASSERT_TRUE(adm.Call<pb::SetQuotaReply>("SetQuota", quota).ok());
+
+  // CreateFile with data, and an aborted store that changes nothing.
+  pb::CreateRequest with_data;
+  *with_data.mutable_dir() = root;
+  with_data.set_name("small");
+  with_data.set_data("tiny content");
+  auto small = adm.Call<pb::CreateReply>("CreateFile", with_data);
+  ASSERT_TRUE(small.ok()) << small.status().ToString();
+  EXPECT_EQ(small->status().size(), 12u);
+  EXPECT_EQ(*adm.Read(small->status().fid()), "tiny content");
+  pb::BeginStoreRequest begin;
+  *begin.mutable_fid() = small->status().fid();
+  auto b = adm.Call<pb::BeginStoreReply>("BeginStore", begin);
+  ASSERT_TRUE(b.ok());
+  pb::StoreDataRequest put;
+  put.set_store_id(b->store_id());
+  put.set_data("overwritten?");
+  ASSERT_TRUE(adm.Call<pb::StoreDataReply>("StoreData", put).ok());
+  // A store belongs to the connection that began it.
+  EXPECT_EQ(CodeOf(As("acmeadm").Call<pb::StoreDataReply>("StoreData", put)), Code::kNotFound);
+  pb::AbortStoreRequest abort;
+  abort.set_store_id(b->store_id());
+  ASSERT_TRUE(adm.Call<pb::AbortStoreReply>("AbortStore", abort).ok());
+  EXPECT_EQ(*adm.Read(small->status().fid()), "tiny content");
+  pb::CommitStoreRequest late;
+  late.set_store_id(b->store_id());
+  EXPECT_EQ(CodeOf(adm.Call<pb::CommitStoreReply>("CommitStore", late)), Code::kNotFound);
+
+  // The client attribute is opaque and kept.
+  pb::SetAttrRequest attr;
+  *attr.mutable_fid() = small->status().fid();
+  attr.set_client_attr(std::string("\0\1key-id", 8));
+  auto with_attr = adm.SetAttr(attr);
+  ASSERT_TRUE(with_attr.ok());
+  EXPECT_EQ(adm.Stat(small->status().fid())->status().client_attr(), std::string("\0\1key-id", 8));
+
+  // An offline volume says so to those who may see it; online again, it serves.
+  pb::SetVolumeOnlineRequest offline;
+  offline.set_cell("acme");
+  offline.set_id(root.volume());
+  offline.set_online(false);
+  ASSERT_TRUE(adm.c->CallSync<pb::SetVolumeOnlineReply>("heka.fileserver.VolumeServer.SetOnline",
+                                                        offline)
+                  .ok());
+  EXPECT_EQ(CodeOf(adm.Stat(root)), Code::kVolumeOffline);
+  offline.set_online(true);
+  ASSERT_TRUE(adm.c->CallSync<pb::SetVolumeOnlineReply>("heka.fileserver.VolumeServer.SetOnline",
+                                                        offline)
+                  .ok());
+  EXPECT_TRUE(adm.Stat(root).ok());
 }
 
 TEST(FileServerTest, LargeDirectoryListsInPagesWhileItChanges) {
@@ -914,6 +966,11 @@ TEST(FileServerTest, LockSurvivesServerRestartByReclaim) {
   auto bob = LockerAs("bob", "rc-bob");
   ASSERT_TRUE(LockSync(*alice, *f, true, 4).ok());
   int64_t epoch = alice->server_epoch_ns();
+  // A cache manager holding a promise is told to revalidate by the restarted server.
+  std::atomic<int> revalidations{0};
+  auto carol = ClientAs("bob", "rc-cache", {}, [&revalidations] { ++revalidations; });
+  ASSERT_TRUE(Fs{carol}.Stat(*f).ok());
+  int before = revalidations.load();
 
   w.cell->StopFileServer(1);
   ASSERT_TRUE(w.cell->StartFileServerAndWait(1).ok()) << w.cell->LogTail(1);
@@ -937,6 +994,8 @@ TEST(FileServerTest, LockSurvivesServerRestartByReclaim) {
       seconds(20)));
   EXPECT_EQ(after.code(), Code::kLockConflict) << "alice's reclaimed lock must hold";
   EXPECT_TRUE(alice->LockState(*f, 4).ok());
+  EXPECT_TRUE(WaitFor([&] { return Fs{carol}.Stat(*f).ok(); }, seconds(10)));
+  EXPECT_EQ(revalidations.load(), before + 1) << "a restarted server asks for revalidation";
   EXPECT_TRUE(w.runtime.BlockOn(alice->Unlock(*f, 0, 0, 4)).ok());
   EXPECT_TRUE(LockSync(*bob, *f, true, 1).ok());
 }
