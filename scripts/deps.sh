@@ -8,6 +8,7 @@ HEKA_PACKAGES=(
   libraft-dev libuv1-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev
   clang libclang-rt-14-dev faketime
+  libfuse3-dev fuse3
 )
 
 heka_install_packages() {

@@ -42,9 +42,11 @@ bool MayRead(uint32_t dir_rights, uint32_t mode, bool owner) {
   return (dir_rights & kRead) || (owner && (dir_rights & kInsert));
 }
 
+// The owner writes its own file whatever its mode bits (a file created 0444, as git creates its
+// objects, is written through the descriptor that created it); everybody else needs 0200.
 bool MayWrite(uint32_t dir_rights, uint32_t mode, bool owner) {
-  if (!(mode & 0200)) return false;
-  return (dir_rights & kWrite) || (owner && (dir_rights & kInsert));
+  if (owner) return (dir_rights & (kWrite | kInsert)) != 0;
+  return (mode & 0200) && (dir_rights & kWrite);
 }
 
 bool MayLookup(uint32_t dir_rights) { return dir_rights & kLookup; }

@@ -36,6 +36,7 @@ uint32_t FileRights(uint32_t dir_rights, uint32_t mode);
 // The checks of each operation (true: allowed). `owner`: the caller owns the vnode.
 bool MayRead(uint32_t dir_rights, uint32_t mode, bool owner);   // FetchData on a file
 bool MayWrite(uint32_t dir_rights, uint32_t mode, bool owner);  // StoreData, truncate, chmod
+                                                                // (owners: mode bits ignored)
 bool MayLookup(uint32_t dir_rights);                            // status, lookup, list, readlink
 bool MayInsert(uint32_t dir_rights);                            // create, mkdir, symlink, link
 bool MayDelete(uint32_t dir_rights);                            // remove, rmdir, rename source

@@ -1,0 +1,32 @@
+#include "cachemgr/config.h"
+
+#include <toml++/toml.h>
+
+namespace heka::cm {
+
+Result<CacheManagerConfig> CacheManagerConfig::Load(const std::string& path) {
+  auto bad = [&](const std::string& what) { return Error(Code::kInvalidArgument, path + ": " + what); };
+  toml::table t;
+  try {
+    t = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    return bad(std::string("not valid TOML: ") + std::string(e.description()));
+  }
+  auto c = t["cachemgr"];
+  CacheManagerConfig out;
+  out.mountpoint = c["mountpoint"].value_or<std::string>("/heka");
+  out.dbservers = c["dbservers"].value_or<std::string>("");
+  out.keytab = c["keytab"].value_or<std::string>("");
+  out.principal = c["principal"].value_or<std::string>("");
+  out.state_dir = c["state_dir"].value_or<std::string>("");
+  out.private_mount = c["private"].value_or<bool>(false);
+  if (auto* cells = c["cells"].as_array()) {
+    for (auto& v : *cells) out.cells.push_back(v.value_or<std::string>(""));
+  }
+  if (out.dbservers.empty()) return bad("[cachemgr] dbservers is required");
+  if (out.keytab.empty()) return bad("[cachemgr] keytab is required (the machine's host key)");
+  if (out.state_dir.empty()) return bad("[cachemgr] state_dir is required");
+  return out;
+}
+
+}  // namespace heka::cm

@@ -1,0 +1,32 @@
+// CacheManagerConfig: the TOML file of heka-cachemgr (etc/cachemgr.toml.example).
+//
+//   [cachemgr]
+//   mountpoint = "/heka"
+//   dbservers = "db1.example.org:7003,..."      # the VLDB/PTDB members
+//   cells = ["acme"]                           # listed in /heka; other cells resolve on lookup
+//   keytab = "/etc/heka/host.keytab"           # the machine's own key: VLDB lookups and callers
+//   principal = "host/client1.example.org@EXAMPLE.ORG"   # without tickets (system:anyuser)
+//   state_dir = "/var/lib/heka/cachemgr"       # the cache manager's uuid, private ccache copies
+//   private = false                            # true: only the mounting uid, long kernel caching
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "util/status.h"
+
+namespace heka::cm {
+
+struct CacheManagerConfig {
+  std::string mountpoint = "/heka";
+  std::string dbservers;
+  std::vector<std::string> cells;
+  std::string keytab;
+  std::string principal;
+  std::string state_dir;
+  bool private_mount = false;
+
+  static Result<CacheManagerConfig> Load(const std::string& path);
+};
+
+}  // namespace heka::cm

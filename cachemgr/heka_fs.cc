@@ -1,0 +1,1032 @@
+#include "cachemgr/heka_fs.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+
+namespace heka::cm {
+namespace {
+
+constexpr uint32_t kR = 1, kW = 2, kI = 4, kL = 8;
+constexpr double kLongTimeout = 60.0;
+constexpr const char* kFile = "heka.fileserver.File.";
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool Idempotent(const std::string& method) {
+  for (const char* m : {"FetchStatus", "FetchData", "Lookup", "ListDir", "BulkStatus",
+                        "GetVolumeStatus", "FetchAcl"}) {
+    if (method == m) return true;
+  }
+  return false;
+}
+
+mode_t TypeBits(pb::FileType t) {
+  switch (t) {
+    case pb::DIRECTORY: return S_IFDIR;
+    case pb::SYMLINK: return S_IFLNK;
+    default: return S_IFREG;
+  }
+}
+
+}  // namespace
+
+// What the cache knows about one vnode.
+struct HekaFs::Node {
+  pb::FileStatus status;
+  bool valid = false;       // a callback promise holds and was not broken
+  int64_t expires_ns = 0;
+  uint64_t generation = 0;  // bumped by every break: a fetch that raced a break is not trusted
+  std::map<std::string, uint32_t> rights;  // identity -> rights the server confirmed
+  std::map<std::string, pb::Fid> entries;  // directories: what is known of the listing
+  bool listed = false;                     // entries is the whole listing
+  std::map<uint64_t, std::string> chunks;  // files: chunk index -> bytes of status' version
+  std::set<std::string> kernel_names;      // directories: names the kernel may cache
+  bool Fresh() const { return valid && expires_ns > NowNs(); }
+};
+
+// One open file.
+struct HekaFs::Handle {
+  std::mutex mu;
+  uint64_t ino = 0;
+  pb::Fid fid;
+  Who who;                                // the opener's credentials: stores use them
+  bool writable = false;
+  uint64_t size = 0;                      // the file's size as this handle sees it
+  std::map<uint64_t, std::string> dirty;  // chunk index -> new bytes
+};
+
+HekaFs::HekaFs(HekaFsOptions options) : options_(std::move(options)) {
+  inval_thread_ = std::thread([this] { InvalidationLoop(); });
+}
+
+HekaFs::~HekaFs() {
+  {
+    std::lock_guard lock(inval_mu_);
+    stopping_ = true;
+  }
+  inval_cv_.notify_all();
+  inval_thread_.join();
+}
+
+// ---- Identities, servers, connections ------------------------------------------------------
+
+HekaFs::Who HekaFs::WhoIs(const Caller& c) {
+  CallerCreds creds = options_.resolver->Resolve(c.uid, c.gid, c.pid);
+  return Who{creds.ccache, creds.principal};
+}
+
+std::shared_ptr<fs::FileClient> HekaFs::ClientFor(const Who& who, const Server& server) {
+  std::lock_guard lock(mu_);
+  auto key = std::make_pair(server.address, who.ccache);
+  auto it = clients_.find(key);
+  if (it != clients_.end()) return it->second;
+  fs::FileClientOptions o;
+  o.address = server.address;
+  o.server_principal = server.principal;
+  if (who.ccache.empty()) {
+    o.credentials.keytab = "FILE:" + options_.config->keytab;
+    o.credentials.principal = options_.config->principal;
+    o.credentials.ccache = "MEMORY:heka-cachemgr-machine";
+  } else {
+    o.credentials.ccache = who.ccache;
+  }
+  o.client_uuid = options_.client_uuid;
+  o.on_break = [this](const pb::BreakRequest& req) { OnBreak(req); };
+  o.on_revalidate = [this] { OnRevalidate(); };
+  auto client = fs::FileClient::Create(*options_.runtime, o);
+  clients_[key] = client;
+  return client;
+}
+
+Result<uint64_t> HekaFs::RootVolume(const std::string& cell) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = root_volumes_.find(cell);
+    if (it != root_volumes_.end()) return it->second;
+  }
+  db::GetVolumeRequest req;
+  req.set_cell(cell);
+  req.set_name("root.cell");
+  auto r = options_.runtime->BlockOn(options_.db->GetVolume(req));
+  if (!r.ok()) {
+    if (r.status().code() == Code::kNotFound || r.status().code() == Code::kPermissionDenied) {
+      return Error(Code::kNotFound, "no cell '" + cell + "' (or it has no root.cell volume)");
+    }
+    return r.status();
+  }
+  std::lock_guard lock(mu_);
+  root_volumes_[cell] = r->volume().id();
+  return r->volume().id();
+}
+
+Result<HekaFs::Server> HekaFs::ServerOf(const std::string& cell, uint64_t volume) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = servers_.find({cell, volume});
+    if (it != servers_.end()) return it->second;
+  }
+  db::GetVolumeRequest req;
+  req.set_cell(cell);
+  req.set_id(volume);
+  auto v = options_.runtime->BlockOn(options_.db->GetVolume(req));
+  if (!v.ok()) return v.status();
+  std::string uuid;
+  for (const auto& site : v->volume().sites()) {
+    if (site.type() == db::VolumeSite::RW) uuid = site.server_uuid();
+  }
+  auto servers = options_.runtime->BlockOn(options_.db->ListServers(db::ListServersRequest()));
+  if (!servers.ok()) return servers.status();
+  for (const db::FileServer& s : servers->servers()) {
+    if (s.uuid() != uuid || s.addresses_size() == 0) continue;
+    Server out{s.addresses(0), s.principal()};
+    std::lock_guard lock(mu_);
+    servers_[{cell, volume}] = out;
+    return out;
+  }
+  return Error(Code::kUnavailable, "no file server holds volume " + std::to_string(volume));
+}
+
+template <typename Rep, typename Req>
+Result<Rep> HekaFs::Call(const Who& who, const std::string& cell, uint64_t volume,
+                         const std::string& method, const Req& req) {
+  auto server = ServerOf(cell, volume);
+  if (!server.ok()) return server.status();
+  auto client = ClientFor(who, *server);
+  Result<Rep> r = client->CallSync<Rep>(kFile + method, req);
+  // A connection that died with its server (a restart) fails the first call on it; reads are
+  // safe to send once more on a fresh connection.
+  if (!r.ok() && r.status().code() == Code::kUnavailable && Idempotent(method)) {
+    r = client->CallSync<Rep>(kFile + method, req);
+  }
+  if (!r.ok() && (r.status().code() == Code::kCredentialsExpired ||
+                  r.status().code() == Code::kContextExpired)) {
+    spdlog::warn("{}: credentials expired ({}); run kinit", who.principal, r.status().ToString());
+  }
+  return r;
+}
+
+// ---- Inodes and the cache ------------------------------------------------------------------
+
+uint64_t HekaFs::InoOf(const pb::Fid& fid) {
+  std::lock_guard lock(mu_);
+  auto key = std::make_tuple(fid.cell(), fid.volume(), fid.vnode(), fid.uniq());
+  auto it = inos_.find(key);
+  if (it != inos_.end()) return it->second;
+  uint64_t ino = next_ino_++;
+  inos_[key] = ino;
+  fids_[ino] = fid;
+  return ino;
+}
+
+Result<pb::Fid> HekaFs::FidOf(uint64_t ino) {
+  std::lock_guard lock(mu_);
+  auto it = fids_.find(ino);
+  if (it == fids_.end()) return Error(Code::kStaleFid, "unknown inode " + std::to_string(ino));
+  return it->second;
+}
+
+void HekaFs::Remember(const Who& who, const pb::FileStatus& st, int64_t callback_expires) {
+  uint64_t ino = InoOf(st.fid());
+  std::lock_guard lock(mu_);
+  auto& node = nodes_[ino];
+  if (!node) node = std::make_unique<Node>();
+  if (node->status.data_version() != st.data_version() || !node->valid) {
+    node->chunks.clear();
+    node->entries.clear();
+    node->listed = false;
+  }
+  node->status = st;
+  node->rights[who.principal] = st.caller_rights();
+  if (callback_expires > 0) {
+    node->valid = true;
+    node->expires_ns = std::max(node->expires_ns, callback_expires);
+  }
+}
+
+Result<pb::FileStatus> HekaFs::StatusOf(const Who& who, uint64_t ino) {
+  uint64_t generation = 0;
+  {
+    std::lock_guard lock(mu_);
+    auto it = nodes_.find(ino);
+    if (it != nodes_.end()) {
+      Node& n = *it->second;
+      if (n.Fresh() && n.rights.count(who.principal)) return n.status;
+      generation = n.generation;
+    }
+  }
+  auto fid = FidOf(ino);
+  if (!fid.ok()) return fid.status();
+  pb::FetchStatusRequest req;
+  *req.mutable_fid() = *fid;
+  auto r = Call<pb::FetchStatusReply>(who, fid->cell(), fid->volume(), "FetchStatus", req);
+  if (!r.ok()) return r.status();
+  {
+    std::lock_guard lock(mu_);
+    auto it = nodes_.find(ino);
+    // A break that arrived while we asked makes this answer untrustworthy for the cache.
+    if (it != nodes_.end() && it->second->generation != generation) {
+      it->second->rights[who.principal] = r->status().caller_rights();
+      return r->status();
+    }
+  }
+  Remember(who, r->status(), r->callback().expires_ns());
+  return r->status();
+}
+
+uint32_t HekaFs::RightsOf(const Who& who, uint64_t ino) {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return 0;
+  auto r = it->second->rights.find(who.principal);
+  return r == it->second->rights.end() ? 0 : r->second;
+}
+
+double HekaFs::Timeout(const pb::FileStatus& st) const {
+  if (options_.config->private_mount) return kLongTimeout;
+  // A shared mount lets the kernel answer without asking us only for what everybody may see.
+  return (st.anyuser_rights() & kL) ? kLongTimeout : 0.0;
+}
+
+struct stat HekaFs::StatOf(const pb::FileStatus& st, uint64_t ino) {
+  struct stat s {};
+  s.st_ino = ino;
+  s.st_mode = TypeBits(st.type()) | (st.mode() & 07777);
+  s.st_nlink = st.link_count() == 0 ? 1 : st.link_count();
+  s.st_size = static_cast<off_t>(st.size());
+  s.st_blksize = 4096;
+  s.st_blocks = static_cast<blkcnt_t>((st.size() + 511) / 512);
+  s.st_mtim.tv_sec = st.mtime_ns() / 1000000000;
+  s.st_mtim.tv_nsec = st.mtime_ns() % 1000000000;
+  s.st_atim = s.st_mtim;
+  s.st_ctim.tv_sec = st.ctime_ns() / 1000000000;
+  s.st_ctim.tv_nsec = st.ctime_ns() % 1000000000;
+  return s;
+}
+
+EntryOut HekaFs::EntryFor(const pb::FileStatus& st) {
+  EntryOut e;
+  e.ino = InoOf(st.fid());
+  e.st = StatOf(st, e.ino);
+  e.entry_timeout = Timeout(st);
+  e.attr_timeout = Timeout(st);
+  return e;
+}
+
+void HekaFs::Forget(const pb::Fid& fid) {
+  uint64_t ino = InoOf(fid);
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return;
+  it->second->valid = false;
+  ++it->second->generation;
+}
+
+// ---- Callbacks -------------------------------------------------------------------------------
+
+void HekaFs::OnBreak(const pb::BreakRequest& req) {
+  if (req.all()) {
+    OnRevalidate();
+    return;
+  }
+  std::vector<std::pair<uint64_t, std::string>> inval;
+  {
+    std::lock_guard lock(mu_);
+    for (const pb::Fid& fid : req.fids()) {
+      auto key = std::make_tuple(fid.cell(), fid.volume(), fid.vnode(), fid.uniq());
+      auto ino_it = inos_.find(key);
+      if (ino_it == inos_.end()) continue;
+      uint64_t ino = ino_it->second;
+      auto it = nodes_.find(ino);
+      if (it == nodes_.end()) continue;
+      Node& n = *it->second;
+      n.valid = false;
+      ++n.generation;
+      n.rights.clear();
+      n.chunks.clear();
+      n.entries.clear();
+      n.listed = false;
+      inval.emplace_back(ino, "");
+      if (n.status.type() == pb::DIRECTORY) {
+        // Its ACL may have changed: the rights of what it holds must be asked again.
+        for (auto& [child_ino, child] : nodes_) {
+          if (child->status.fid().volume() == fid.volume() &&
+              child->status.parent_vnode() == fid.vnode() && child_ino != ino) {
+            child->rights.clear();
+          }
+        }
+        for (const std::string& name : n.kernel_names) inval.emplace_back(ino, name);
+        n.kernel_names.clear();
+      }
+    }
+  }
+  if (inval.empty()) return;
+  {
+    std::lock_guard lock(inval_mu_);
+    for (auto& i : inval) inval_queue_.push_back(std::move(i));
+  }
+  inval_cv_.notify_one();
+}
+
+void HekaFs::OnRevalidate() {
+  std::vector<std::pair<uint64_t, std::string>> inval;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [ino, n] : nodes_) {
+      if (!n->valid) continue;
+      n->valid = false;
+      ++n->generation;
+      n->rights.clear();
+      inval.emplace_back(ino, "");
+      for (const std::string& name : n->kernel_names) inval.emplace_back(ino, name);
+      n->kernel_names.clear();
+    }
+  }
+  spdlog::info("revalidating {} cached objects", inval.size());
+  {
+    std::lock_guard lock(inval_mu_);
+    for (auto& i : inval) inval_queue_.push_back(std::move(i));
+  }
+  inval_cv_.notify_one();
+}
+
+void HekaFs::InvalidationLoop() {
+  for (;;) {
+    std::pair<uint64_t, std::string> item;
+    {
+      std::unique_lock lock(inval_mu_);
+      inval_cv_.wait(lock, [&] { return stopping_ || !inval_queue_.empty(); });
+      if (stopping_) return;
+      item = std::move(inval_queue_.front());
+      inval_queue_.pop_front();
+    }
+    if (item.second.empty()) {
+      if (inval_inode) inval_inode(item.first);
+    } else if (inval_entry) {
+      inval_entry(item.first, item.second);
+    }
+  }
+}
+
+// ---- Namespace -------------------------------------------------------------------------------
+
+Result<pb::Fid> HekaFs::LookupFid(const Who& who, uint64_t parent, const std::string& name) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = nodes_.find(parent);
+    if (it != nodes_.end() && it->second->Fresh()) {
+      auto e = it->second->entries.find(name);
+      if (e != it->second->entries.end()) return e->second;
+      if (it->second->listed) return Error(Code::kNotFound, "no such file or directory");
+    }
+  }
+  auto dir = FidOf(parent);
+  if (!dir.ok()) return dir.status();
+  pb::LookupRequest req;
+  *req.mutable_dir() = *dir;
+  req.set_name(name);
+  auto r = Call<pb::LookupReply>(who, dir->cell(), dir->volume(), "Lookup", req);
+  if (!r.ok()) return r.status();
+  Remember(who, r->status(), r->callback().expires_ns());
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(parent);
+  if (it != nodes_.end() && it->second->Fresh()) it->second->entries[name] = r->status().fid();
+  return r->status().fid();
+}
+
+Result<EntryOut> HekaFs::Lookup(const Caller& c, uint64_t parent, const std::string& name) {
+  Who who = WhoIs(c);
+  pb::Fid fid;
+  if (parent == kRootIno) {
+    auto volume = RootVolume(name);
+    if (!volume.ok()) return volume.status();
+    fid.set_cell(name);
+    fid.set_volume(*volume);
+    fid.set_vnode(1);
+    fid.set_uniq(1);
+  } else {
+    auto dir = StatusOf(who, parent);
+    if (!dir.ok()) return dir.status();
+    if (dir->type() != pb::DIRECTORY) return Error(Code::kNotDirectory, "not a directory");
+    if (!(dir->caller_rights() & kL)) return Error(Code::kPermissionDenied, "no l right");
+    auto found = LookupFid(who, parent, name);
+    if (!found.ok()) return found.status();
+    fid = *found;
+  }
+  uint64_t ino = InoOf(fid);
+  auto st = StatusOf(who, ino);
+  if (!st.ok()) return st.status();
+  if (parent != kRootIno) {
+    std::lock_guard lock(mu_);
+    auto it = nodes_.find(parent);
+    if (it != nodes_.end()) it->second->kernel_names.insert(name);
+  }
+  return EntryFor(*st);
+}
+
+Result<AttrOut> HekaFs::GetAttr(const Caller& c, uint64_t ino) {
+  AttrOut out;
+  if (ino == kRootIno) {
+    out.st.st_ino = kRootIno;
+    out.st.st_mode = S_IFDIR | 0755;
+    out.st.st_nlink = 2;
+    out.timeout = 1.0;
+    return out;
+  }
+  Who who = WhoIs(c);
+  auto st = StatusOf(who, ino);
+  if (!st.ok()) return st.status();
+  out.st = StatOf(*st, ino);
+  out.timeout = Timeout(*st);
+  for (const auto& h : HandlesOf(ino)) {  // unstored writes show in the size
+    std::lock_guard hl(h->mu);
+    if (!h->dirty.empty()) out.st.st_size = static_cast<off_t>(h->size);
+  }
+  return out;
+}
+
+Result<std::vector<DirEntryOut>> HekaFs::ReadDir(const Caller& c, uint64_t ino) {
+  std::vector<DirEntryOut> out;
+  if (ino == kRootIno) {
+    for (const std::string& cell : options_.config->cells) {
+      auto volume = RootVolume(cell);
+      if (!volume.ok()) continue;
+      pb::Fid fid;
+      fid.set_cell(cell);
+      fid.set_volume(*volume);
+      fid.set_vnode(1);
+      fid.set_uniq(1);
+      out.push_back(DirEntryOut{cell, InoOf(fid), S_IFDIR});
+    }
+    return out;
+  }
+  Who who = WhoIs(c);
+  auto dir = StatusOf(who, ino);
+  if (!dir.ok()) return dir.status();
+  if (dir->type() != pb::DIRECTORY) return Error(Code::kNotDirectory, "not a directory");
+  if (!(dir->caller_rights() & kL)) return Error(Code::kPermissionDenied, "no l right");
+  {
+    std::lock_guard lock(mu_);
+    auto it = nodes_.find(ino);
+    if (it != nodes_.end() && it->second->Fresh() && it->second->listed) {
+      for (const auto& [name, fid] : it->second->entries) {
+        auto key = std::make_tuple(fid.cell(), fid.volume(), fid.vnode(), fid.uniq());
+        auto i = inos_.find(key);
+        if (i != inos_.end()) out.push_back(DirEntryOut{name, i->second, 0});
+      }
+      if (out.size() == it->second->entries.size()) return out;
+      out.clear();
+    }
+  }
+  auto fid = FidOf(ino);
+  if (!fid.ok()) return fid.status();
+  std::map<std::string, pb::Fid> listing;
+  uint64_t generation = 0;
+  {
+    std::lock_guard lock(mu_);
+    auto it = nodes_.find(ino);
+    if (it != nodes_.end()) generation = it->second->generation;
+  }
+  std::string after;
+  for (;;) {
+    pb::ListDirRequest req;
+    *req.mutable_dir() = *fid;
+    req.set_after(after);
+    req.set_limit(4096);
+    auto r = Call<pb::ListDirReply>(who, fid->cell(), fid->volume(), "ListDir", req);
+    if (!r.ok()) return r.status();
+    for (const auto& e : r->entries()) listing[e.name()] = e.fid();
+    if (r->entries_size() > 0) after = r->entries(r->entries_size() - 1).name();
+    if (r->done()) break;
+  }
+  for (const auto& [name, f] : listing) out.push_back(DirEntryOut{name, InoOf(f), 0});
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(ino);
+  if (it != nodes_.end() && it->second->Fresh() && it->second->generation == generation) {
+    it->second->entries = std::move(listing);
+    it->second->listed = true;
+  }
+  return out;
+}
+
+Result<std::string> HekaFs::ReadLink(const Caller& c, uint64_t ino) {
+  Who who = WhoIs(c);
+  auto st = StatusOf(who, ino);
+  if (!st.ok()) return st.status();
+  if (st->type() != pb::SYMLINK) return Error(Code::kInvalidArgument, "not a symlink");
+  {
+    std::lock_guard lock(mu_);
+    auto it = nodes_.find(ino);
+    if (it != nodes_.end() && it->second->Fresh() && it->second->chunks.count(0)) {
+      return it->second->chunks[0];
+    }
+  }
+  pb::FetchDataRequest req;
+  *req.mutable_fid() = st->fid();
+  req.set_length(65536);
+  auto r = Call<pb::FetchDataReply>(who, st->fid().cell(), st->fid().volume(), "FetchData", req);
+  if (!r.ok()) return r.status();
+  Remember(who, r->status(), r->callback().expires_ns());
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(ino);
+  if (it != nodes_.end() && it->second->Fresh()) it->second->chunks[0] = r->data();
+  return r->data();
+}
+
+Result<struct statvfs> HekaFs::StatFs(const Caller& c, uint64_t ino) {
+  struct statvfs out {};
+  out.f_bsize = out.f_frsize = 4096;
+  out.f_namemax = 1024;
+  if (ino == kRootIno) return out;
+  auto fid = FidOf(ino);
+  if (!fid.ok()) return fid.status();
+  pb::GetVolumeStatusRequest req;
+  req.set_cell(fid->cell());
+  req.set_volume(fid->volume());
+  auto r = Call<pb::GetVolumeStatusReply>(WhoIs(c), fid->cell(), fid->volume(), "GetVolumeStatus",
+                                          req);
+  if (!r.ok()) return r.status();
+  const pb::VolumeStatus& v = r->status();
+  uint64_t total = v.quota_bytes() != 0 ? v.quota_bytes() : v.usage_bytes() + v.partition_free_bytes();
+  uint64_t free = total > v.usage_bytes() ? total - v.usage_bytes() : 0;
+  if (v.quota_bytes() != 0) free = std::min(free, v.partition_free_bytes());
+  out.f_blocks = total / 4096;
+  out.f_bfree = out.f_bavail = free / 4096;
+  out.f_files = v.files() + 1000000;
+  out.f_ffree = out.f_favail = 1000000;
+  return out;
+}
+
+// ---- Changes ---------------------------------------------------------------------------------
+
+void HekaFs::ForgetEntries(uint64_t dir_ino) {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(dir_ino);
+  if (it == nodes_.end()) return;
+  it->second->entries.clear();
+  it->second->listed = false;
+}
+
+namespace {
+
+// After our own change of a directory: its new status, and its listing patched by the caller.
+void UpdateDir(std::map<std::string, pb::Fid>* entries, bool /*listed*/, const std::string& name,
+               const pb::Fid* fid) {
+  if (fid) {
+    (*entries)[name] = *fid;
+  } else {
+    entries->erase(name);
+  }
+}
+
+}  // namespace
+
+Result<EntryOut> HekaFs::MkDir(const Caller& c, uint64_t parent, const std::string& name,
+                               mode_t mode) {
+  Who who = WhoIs(c);
+  auto dir = FidOf(parent);
+  if (!dir.ok()) return dir.status();
+  pb::CreateRequest req;
+  *req.mutable_dir() = *dir;
+  req.set_name(name);
+  req.set_mode(mode & 07777);
+  auto r = Call<pb::CreateReply>(who, dir->cell(), dir->volume(), "MakeDir", req);
+  if (!r.ok()) return r.status();
+  Remember(who, r->status(), r->callback().expires_ns());
+  {
+    std::lock_guard lock(mu_);
+    auto it = nodes_.find(parent);
+    if (it != nodes_.end()) {
+      if (r->has_dir_status()) it->second->status = r->dir_status();
+      UpdateDir(&it->second->entries, it->second->listed, name, &r->status().fid());
+      it->second->kernel_names.insert(name);
+    }
+  }
+  return EntryFor(r->status());
+}
+
+Result<EntryOut> HekaFs::Symlink(const Caller& c, uint64_t parent, const std::string& name,
+                                 const std::string& target) {
+  Who who = WhoIs(c);
+  auto dir = FidOf(parent);
+  if (!dir.ok()) return dir.status();
+  pb::CreateRequest req;
+  *req.mutable_dir() = *dir;
+  req.set_name(name);
+  req.set_target(target);
+  auto r = Call<pb::CreateReply>(who, dir->cell(), dir->volume(), "Symlink", req);
+  if (!r.ok()) return r.status();
+  Remember(who, r->status(), r->callback().expires_ns());
+  {
+    std::lock_guard lock(mu_);
+    auto it = nodes_.find(parent);
+    if (it != nodes_.end()) {
+      if (r->has_dir_status()) it->second->status = r->dir_status();
+      UpdateDir(&it->second->entries, it->second->listed, name, &r->status().fid());
+      it->second->kernel_names.insert(name);
+    }
+  }
+  return EntryFor(r->status());
+}
+
+Result<EntryOut> HekaFs::Link(const Caller& c, uint64_t ino, uint64_t parent,
+                              const std::string& name) {
+  Who who = WhoIs(c);
+  auto dir = FidOf(parent);
+  auto target = FidOf(ino);
+  if (!dir.ok()) return dir.status();
+  if (!target.ok()) return target.status();
+  pb::LinkRequest req;
+  *req.mutable_dir() = *dir;
+  req.set_name(name);
+  *req.mutable_target() = *target;
+  auto r = Call<pb::CreateReply>(who, dir->cell(), dir->volume(), "Link", req);
+  if (!r.ok()) return r.status();
+  Remember(who, r->status(), r->callback().expires_ns());
+  {
+    std::lock_guard lock(mu_);
+    auto it = nodes_.find(parent);
+    if (it != nodes_.end()) {
+      if (r->has_dir_status()) it->second->status = r->dir_status();
+      UpdateDir(&it->second->entries, it->second->listed, name, &r->status().fid());
+      it->second->kernel_names.insert(name);
+    }
+  }
+  return EntryFor(r->status());
+}
+
+Status HekaFs::Unlink(const Caller& c, uint64_t parent, const std::string& name) {
+  Who who = WhoIs(c);
+  auto dir = FidOf(parent);
+  if (!dir.ok()) return dir.status();
+  auto victim = LookupFid(who, parent, name);
+  pb::RemoveRequest req;
+  *req.mutable_dir() = *dir;
+  req.set_name(name);
+  auto r = Call<pb::RemoveReply>(who, dir->cell(), dir->volume(), "Remove", req);
+  if (!r.ok()) return r.status();
+  if (victim.ok()) Forget(*victim);
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(parent);
+  if (it != nodes_.end()) {
+    if (r->has_dir_status()) it->second->status = r->dir_status();
+    UpdateDir(&it->second->entries, it->second->listed, name, nullptr);
+  }
+  return Status::Ok();
+}
+
+Status HekaFs::RmDir(const Caller& c, uint64_t parent, const std::string& name) {
+  Who who = WhoIs(c);
+  auto dir = FidOf(parent);
+  if (!dir.ok()) return dir.status();
+  auto victim = LookupFid(who, parent, name);
+  pb::RemoveRequest req;
+  *req.mutable_dir() = *dir;
+  req.set_name(name);
+  auto r = Call<pb::RemoveReply>(who, dir->cell(), dir->volume(), "RemoveDir", req);
+  if (!r.ok()) return r.status();
+  if (victim.ok()) Forget(*victim);
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(parent);
+  if (it != nodes_.end()) {
+    if (r->has_dir_status()) it->second->status = r->dir_status();
+    UpdateDir(&it->second->entries, it->second->listed, name, nullptr);
+  }
+  return Status::Ok();
+}
+
+Status HekaFs::Rename(const Caller& c, uint64_t parent, const std::string& name,
+                      uint64_t new_parent, const std::string& new_name) {
+  Who who = WhoIs(c);
+  auto src = FidOf(parent);
+  auto dst = FidOf(new_parent);
+  if (!src.ok()) return src.status();
+  if (!dst.ok()) return dst.status();
+  auto moving = LookupFid(who, parent, name);
+  auto replaced = LookupFid(who, new_parent, new_name);
+  pb::RenameRequest req;
+  *req.mutable_src_dir() = *src;
+  req.set_src_name(name);
+  *req.mutable_dst_dir() = *dst;
+  req.set_dst_name(new_name);
+  auto r = Call<pb::RenameReply>(who, src->cell(), src->volume(), "Rename", req);
+  if (!r.ok()) return r.status();
+  if (moving.ok()) Forget(*moving);  // its parent changed
+  if (replaced.ok()) Forget(*replaced);
+  std::lock_guard lock(mu_);
+  auto s = nodes_.find(parent);
+  if (s != nodes_.end()) {
+    if (r->has_src_dir_status()) s->second->status = r->src_dir_status();
+    UpdateDir(&s->second->entries, s->second->listed, name, nullptr);
+  }
+  auto d = nodes_.find(new_parent);
+  if (d != nodes_.end()) {
+    if (r->has_dst_dir_status()) d->second->status = r->dst_dir_status();
+    if (moving.ok()) {
+      UpdateDir(&d->second->entries, d->second->listed, new_name, &*moving);
+    } else {
+      d->second->entries.clear();
+      d->second->listed = false;
+    }
+    d->second->kernel_names.insert(new_name);
+  }
+  return Status::Ok();
+}
+
+Result<AttrOut> HekaFs::SetAttr(const Caller& c, uint64_t ino, const SetAttrIn& in,
+                                std::optional<uint64_t> fh) {
+  Who who = WhoIs(c);
+  if (in.size && fh) {
+    // Truncating an open file: stores what it wrote first, so the truncation applies last.
+    Status s = Flush(*fh);
+    if (!s.ok()) return s;
+  }
+  auto fid = FidOf(ino);
+  if (!fid.ok()) return fid.status();
+  pb::SetAttrRequest req;
+  *req.mutable_fid() = *fid;
+  if (in.mode) req.set_mode(*in.mode & 07777);
+  if (in.size) req.set_size(*in.size);
+  if (in.mtime_ns) req.set_mtime_ns(*in.mtime_ns);
+  auto r = Call<pb::SetAttrReply>(who, fid->cell(), fid->volume(), "SetAttr", req);
+  if (!r.ok()) return r.status();
+  {
+    std::lock_guard lock(mu_);
+    auto it = nodes_.find(ino);
+    if (it != nodes_.end()) {
+      if (it->second->status.data_version() != r->status().data_version()) {
+        it->second->chunks.clear();
+      }
+      it->second->status = r->status();
+      it->second->rights[who.principal] = r->status().caller_rights();
+    }
+  }
+  if (in.size) {
+    for (const auto& h : HandlesOf(ino)) {
+      std::lock_guard hl(h->mu);
+      h->size = *in.size;
+    }
+  }
+  AttrOut out;
+  out.st = StatOf(r->status(), ino);
+  out.timeout = Timeout(r->status());
+  return out;
+}
+
+std::vector<std::shared_ptr<HekaFs::Handle>> HekaFs::HandlesOf(uint64_t ino) {
+  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<Handle>> out;
+  for (auto& [fh, h] : handles_) {
+    if (h->ino == ino) out.push_back(h);
+  }
+  return out;
+}
+
+// ---- Files -----------------------------------------------------------------------------------
+
+Result<uint64_t> HekaFs::Open(const Caller& c, uint64_t ino, int flags) {
+  Who who = WhoIs(c);
+  auto st = StatusOf(who, ino);
+  if (!st.ok()) return st.status();
+  if (st->type() == pb::DIRECTORY) return Error(Code::kIsDirectory, "is a directory");
+  int acc = flags & O_ACCMODE;
+  uint32_t rights = st->caller_rights();
+  if ((acc == O_RDONLY || acc == O_RDWR) && !(rights & kR)) {
+    return Error(Code::kPermissionDenied, "no r right");
+  }
+  bool writable = acc == O_WRONLY || acc == O_RDWR;
+  if (writable && !(rights & (kW | kI))) return Error(Code::kPermissionDenied, "no w right");
+  auto h = std::make_shared<Handle>();
+  h->ino = ino;
+  h->fid = st->fid();
+  h->who = who;
+  h->writable = writable;
+  h->size = st->size();
+  if (writable && (flags & O_TRUNC) && st->size() > 0) {
+    pb::SetAttrRequest trunc;
+    *trunc.mutable_fid() = st->fid();
+    trunc.set_size(0);
+    auto r = Call<pb::SetAttrReply>(who, st->fid().cell(), st->fid().volume(), "SetAttr", trunc);
+    if (!r.ok()) return r.status();
+    Remember(who, r->status(), 0);
+    h->size = 0;
+  }
+  std::lock_guard lock(mu_);
+  uint64_t fh = next_fh_++;
+  handles_[fh] = h;
+  return fh;
+}
+
+Result<std::pair<EntryOut, uint64_t>> HekaFs::Create(const Caller& c, uint64_t parent,
+                                                     const std::string& name, mode_t mode,
+                                                     int flags) {
+  Who who = WhoIs(c);
+  auto dir = FidOf(parent);
+  if (!dir.ok()) return dir.status();
+  pb::CreateRequest req;
+  *req.mutable_dir() = *dir;
+  req.set_name(name);
+  req.set_mode(mode & 07777);
+  auto r = Call<pb::CreateReply>(who, dir->cell(), dir->volume(), "CreateFile", req);
+  if (!r.ok()) return r.status();
+  Remember(who, r->status(), r->callback().expires_ns());
+  {
+    std::lock_guard lock(mu_);
+    auto it = nodes_.find(parent);
+    if (it != nodes_.end()) {
+      if (r->has_dir_status()) it->second->status = r->dir_status();
+      UpdateDir(&it->second->entries, it->second->listed, name, &r->status().fid());
+      it->second->kernel_names.insert(name);
+    }
+  }
+  EntryOut e = EntryFor(r->status());
+  auto h = std::make_shared<Handle>();
+  h->ino = e.ino;
+  h->fid = r->status().fid();
+  h->who = who;
+  h->writable = (flags & O_ACCMODE) != O_RDONLY;
+  std::lock_guard lock(mu_);
+  uint64_t fh = next_fh_++;
+  handles_[fh] = h;
+  return std::make_pair(e, fh);
+}
+
+Result<std::string> HekaFs::ChunkFor(const Who& who, Handle& h, uint64_t index) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = nodes_.find(h.ino);
+    if (it != nodes_.end() && it->second->Fresh() && it->second->rights.count(who.principal)) {
+      auto ch = it->second->chunks.find(index);
+      if (ch != it->second->chunks.end()) return ch->second;
+    }
+  }
+  pb::FetchDataRequest req;
+  *req.mutable_fid() = h.fid;
+  req.set_offset(index * chunk_size_);
+  req.set_length(chunk_size_);
+  auto r = Call<pb::FetchDataReply>(who, h.fid.cell(), h.fid.volume(), "FetchData", req);
+  if (!r.ok()) return r.status();
+  Remember(who, r->status(), r->callback().expires_ns());
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(h.ino);
+  if (it != nodes_.end() && it->second->Fresh() &&
+      it->second->status.data_version() == r->status().data_version()) {
+    it->second->chunks[index] = r->data();
+  }
+  if (h.dirty.empty()) h.size = r->status().size();
+  return r->data();
+}
+
+Result<std::string> HekaFs::Read(uint64_t fh, uint64_t offset, size_t size) {
+  std::shared_ptr<Handle> h;
+  {
+    std::lock_guard lock(mu_);
+    auto it = handles_.find(fh);
+    if (it == handles_.end()) return Error(Code::kInvalidArgument, "bad file handle");
+    h = it->second;
+  }
+  std::lock_guard hl(h->mu);
+  std::string out;
+  uint64_t end = std::min<uint64_t>(offset + size, h->size);
+  for (uint64_t pos = offset; pos < end;) {
+    uint64_t index = pos / chunk_size_;
+    uint64_t within = pos % chunk_size_;
+    uint64_t n = std::min<uint64_t>(chunk_size_ - within, end - pos);
+    std::string chunk;
+    auto d = h->dirty.find(index);
+    if (d != h->dirty.end()) {
+      chunk = d->second;
+    } else {
+      auto fetched = ChunkFor(h->who, *h, index);
+      if (!fetched.ok()) return fetched.status();
+      chunk = std::move(*fetched);
+      end = std::min<uint64_t>(end, h->size);
+      if (pos >= end) break;
+      n = std::min<uint64_t>(n, end - pos);
+    }
+    if (chunk.size() < within + n) chunk.resize(within + n, '\0');
+    out.append(chunk, within, n);
+    pos += n;
+  }
+  return out;
+}
+
+Result<size_t> HekaFs::Write(uint64_t fh, uint64_t offset, const char* data, size_t size) {
+  std::shared_ptr<Handle> h;
+  {
+    std::lock_guard lock(mu_);
+    auto it = handles_.find(fh);
+    if (it == handles_.end()) return Error(Code::kInvalidArgument, "bad file handle");
+    h = it->second;
+  }
+  std::lock_guard hl(h->mu);
+  if (!h->writable) return Error(Code::kPermissionDenied, "not open for writing");
+  for (size_t done = 0; done < size;) {
+    uint64_t pos = offset + done;
+    uint64_t index = pos / chunk_size_;
+    uint64_t within = pos % chunk_size_;
+    size_t n = std::min<uint64_t>(chunk_size_ - within, size - done);
+    auto d = h->dirty.find(index);
+    if (d == h->dirty.end()) {
+      std::string base;
+      if (index * chunk_size_ < h->size && !(within == 0 && n == chunk_size_)) {
+        auto fetched = ChunkFor(h->who, *h, index);
+        if (!fetched.ok()) return fetched.status();
+        base = std::move(*fetched);
+      }
+      uint64_t valid = h->size > index * chunk_size_ ? h->size - index * chunk_size_ : 0;
+      if (base.size() > valid) base.resize(valid);
+      d = h->dirty.emplace(index, std::move(base)).first;
+    }
+    if (d->second.size() < within + n) d->second.resize(within + n, '\0');
+    d->second.replace(within, n, data + done, n);
+    done += n;
+  }
+  h->size = std::max<uint64_t>(h->size, offset + size);
+  return size;
+}
+
+Status HekaFs::StoreDirty(Handle& h) {
+  if (h.dirty.empty()) return Status::Ok();
+  pb::BeginStoreRequest begin;
+  *begin.mutable_fid() = h.fid;
+  auto b = Call<pb::BeginStoreReply>(h.who, h.fid.cell(), h.fid.volume(), "BeginStore", begin);
+  if (!b.ok()) return b.status();
+  uint64_t base_dv = b->status().data_version();
+  auto abort = [&] {
+    pb::AbortStoreRequest a;
+    a.set_store_id(b->store_id());
+    (void)Call<pb::AbortStoreReply>(h.who, h.fid.cell(), h.fid.volume(), "AbortStore", a);
+  };
+  for (const auto& [index, bytes] : h.dirty) {
+    uint64_t start = index * chunk_size_;
+    if (start >= h.size) continue;
+    pb::StoreDataRequest put;
+    put.set_store_id(b->store_id());
+    put.set_offset(start);
+    put.set_data(bytes.substr(0, std::min<uint64_t>(bytes.size(), h.size - start)));
+    auto p = Call<pb::StoreDataReply>(h.who, h.fid.cell(), h.fid.volume(), "StoreData", put);
+    if (!p.ok()) {
+      abort();
+      return p.status();
+    }
+  }
+  pb::CommitStoreRequest commit;
+  commit.set_store_id(b->store_id());
+  commit.set_size(h.size);
+  auto done = Call<pb::CommitStoreReply>(h.who, h.fid.cell(), h.fid.volume(), "CommitStore", commit);
+  if (!done.ok()) return done.status();
+  {
+    std::lock_guard lock(mu_);
+    auto it = nodes_.find(h.ino);
+    if (it != nodes_.end()) {
+      Node& n = *it->second;
+      bool only_ours = n.status.data_version() == base_dv &&
+                       done->status().data_version() == base_dv + 1;
+      if (only_ours && n.Fresh()) {
+        // The new version is the old one plus our chunks: keep the rest of the cache.
+        for (auto& [index, bytes] : h.dirty) n.chunks[index] = bytes;
+        std::erase_if(n.chunks, [&](const auto& kv) { return kv.first * chunk_size_ >= h.size; });
+      } else {
+        n.chunks.clear();
+      }
+      n.status = done->status();
+      n.rights[h.who.principal] = done->status().caller_rights();
+    }
+  }
+  h.dirty.clear();
+  return Status::Ok();
+}
+
+Status HekaFs::Flush(uint64_t fh) {
+  std::shared_ptr<Handle> h;
+  {
+    std::lock_guard lock(mu_);
+    auto it = handles_.find(fh);
+    if (it == handles_.end()) return Status::Ok();
+    h = it->second;
+  }
+  std::lock_guard hl(h->mu);
+  return StoreDirty(*h);
+}
+
+Status HekaFs::Fsync(uint64_t fh) { return Flush(fh); }
+
+void HekaFs::Release(uint64_t fh) {
+  std::lock_guard lock(mu_);
+  auto it = handles_.find(fh);
+  if (it == handles_.end()) return;
+  if (!it->second->dirty.empty()) {
+    spdlog::warn("file {}.{}: unstored changes dropped at release (flush failed)",
+                 it->second->fid.volume(), it->second->fid.vnode());
+  }
+  handles_.erase(it);
+}
+
+}  // namespace heka::cm

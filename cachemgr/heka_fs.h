@@ -1,0 +1,192 @@
+// HekaFs: the file system the cache manager mounts, as plain C++ operations on inode numbers
+// (the FUSE glue in fuse_main.cc only translates). Inode 1 is the dynamic root: it lists the
+// configured cells, and any other cell name resolves on lookup to the root directory of that
+// cell's root.cell volume.
+//
+// Who is asking: every operation gets the caller's uid/gid/pid; CredentialResolver turns that
+// into the caller's Kerberos credentials (or none: anonymous, served over the machine's own
+// connection with system:anyuser rights). Each identity has its own connections.
+//
+// Cache (in memory in this part; cache.h is the interface the persistent cache will keep):
+// statuses, directory entries and file chunks stay valid while the file server's callback
+// promise does (one promise per cache manager, by its UUID). Rights are remembered per
+// identity and an object is given to an identity only once the server has confirmed that
+// identity's rights on it. A break marks the objects invalid at once (before the
+// acknowledgement goes out) and queues the kernel invalidations for a separate thread.
+//
+// Writes go to the open file's dirty chunks and are stored, as one store transaction with the
+// opener's credentials, by Flush (close) and Fsync; Release never stores for the first time.
+// Thread-safe: FUSE calls these from many threads.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cachemgr/config.h"
+#include "cachemgr/creds.h"
+#include "dbserver/client/db_client.h"
+#include "fileserver/client/file_client.h"
+#include "rpc/runtime.h"
+
+namespace heka::cm {
+
+namespace pb = ::heka::fileserver;
+
+struct Caller {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  pid_t pid = 0;
+};
+
+struct EntryOut {
+  uint64_t ino = 0;
+  struct stat st {};
+  double entry_timeout = 0;
+  double attr_timeout = 0;
+};
+
+struct AttrOut {
+  struct stat st {};
+  double timeout = 0;
+};
+
+struct DirEntryOut {
+  std::string name;
+  uint64_t ino = 0;
+  mode_t type = 0;  // S_IFDIR, S_IFREG, S_IFLNK
+};
+
+// Changes SetAttr may make (a FUSE_SET_ATTR_* subset).
+struct SetAttrIn {
+  std::optional<mode_t> mode;
+  std::optional<uint64_t> size;
+  std::optional<int64_t> mtime_ns;
+};
+
+struct HekaFsOptions {
+  const CacheManagerConfig* config = nullptr;
+  rpc::Runtime* runtime = nullptr;
+  db::DbClient* db = nullptr;              // as the machine
+  CredentialResolver* resolver = nullptr;
+  std::string client_uuid;                 // this cache manager's UUID
+};
+
+class HekaFs {
+ public:
+  static constexpr uint64_t kRootIno = 1;
+
+  explicit HekaFs(HekaFsOptions options);
+  ~HekaFs();
+
+  Result<EntryOut> Lookup(const Caller& c, uint64_t parent, const std::string& name);
+  Result<AttrOut> GetAttr(const Caller& c, uint64_t ino);
+  Result<AttrOut> SetAttr(const Caller& c, uint64_t ino, const SetAttrIn& in,
+                          std::optional<uint64_t> fh);
+  Result<std::vector<DirEntryOut>> ReadDir(const Caller& c, uint64_t ino);
+  Result<std::string> ReadLink(const Caller& c, uint64_t ino);
+  Result<struct statvfs> StatFs(const Caller& c, uint64_t ino);
+
+  Result<uint64_t> Open(const Caller& c, uint64_t ino, int flags);  // returns a handle
+  Result<std::pair<EntryOut, uint64_t>> Create(const Caller& c, uint64_t parent,
+                                               const std::string& name, mode_t mode, int flags);
+  Result<std::string> Read(uint64_t fh, uint64_t offset, size_t size);
+  Result<size_t> Write(uint64_t fh, uint64_t offset, const char* data, size_t size);
+  Status Flush(uint64_t fh);  // stores dirty data (close)
+  Status Fsync(uint64_t fh);
+  void Release(uint64_t fh);
+
+  Result<EntryOut> MkDir(const Caller& c, uint64_t parent, const std::string& name, mode_t mode);
+  Result<EntryOut> Symlink(const Caller& c, uint64_t parent, const std::string& name,
+                           const std::string& target);
+  Result<EntryOut> Link(const Caller& c, uint64_t ino, uint64_t parent, const std::string& name);
+  Status Unlink(const Caller& c, uint64_t parent, const std::string& name);
+  Status RmDir(const Caller& c, uint64_t parent, const std::string& name);
+  Status Rename(const Caller& c, uint64_t parent, const std::string& name, uint64_t new_parent,
+                const std::string& new_name);
+
+  // Kernel invalidation: set before mounting; run on the invalidation thread only.
+  std::function<void(uint64_t ino)> inval_inode;
+  std::function<void(uint64_t parent, const std::string& name)> inval_entry;
+
+ private:
+  // An identity: the credentials one request runs with.
+  struct Who {
+    std::string ccache;     // "" = the machine's connection (anonymous)
+    std::string principal;  // "" = anonymous
+  };
+  struct Node;
+  struct Handle;
+  struct Server {
+    std::string address;
+    std::string principal;
+  };
+
+  Who WhoIs(const Caller& c);
+  // File-server calls for `who` on `cell`'s volume `volume`.
+  template <typename Rep, typename Req>
+  Result<Rep> Call(const Who& who, const std::string& cell, uint64_t volume,
+                   const std::string& method, const Req& req);
+  Result<Server> ServerOf(const std::string& cell, uint64_t volume);
+  std::shared_ptr<fs::FileClient> ClientFor(const Who& who, const Server& server);
+  Result<uint64_t> RootVolume(const std::string& cell);
+
+  uint64_t InoOf(const pb::Fid& fid);
+  Result<pb::Fid> FidOf(uint64_t ino);
+  // The node's status, valid for `who`: from the cache when the promise holds and `who`'s
+  // rights were confirmed, else fetched as `who`.
+  Result<pb::FileStatus> StatusOf(const Who& who, uint64_t ino);
+  void Remember(const Who& who, const pb::FileStatus& st, int64_t callback_expires);
+  uint32_t RightsOf(const Who& who, uint64_t ino);
+  EntryOut EntryFor(const pb::FileStatus& st);
+  struct stat StatOf(const pb::FileStatus& st, uint64_t ino);
+  double Timeout(const pb::FileStatus& st) const;
+  void Forget(const pb::Fid& fid);
+  void ForgetEntries(uint64_t dir_ino);
+  Result<pb::Fid> LookupFid(const Who& who, uint64_t parent, const std::string& name);
+
+  Status StoreDirty(Handle& h);
+  // The open handles of `ino` (lock order: a handle's mutex before mu_, never the reverse).
+  std::vector<std::shared_ptr<Handle>> HandlesOf(uint64_t ino);
+  Result<std::string> ChunkFor(const Who& who, Handle& h, uint64_t index);
+
+  void OnBreak(const pb::BreakRequest& req);
+  void OnRevalidate();
+  void InvalidationLoop();
+
+  HekaFsOptions options_;
+  uint64_t chunk_size_ = 1 << 20;
+
+  std::mutex mu_;
+  std::map<uint64_t, pb::Fid> fids_;                       // mu_: ino -> fid
+  std::map<std::tuple<std::string, uint64_t, uint64_t, uint64_t>, uint64_t> inos_;  // mu_
+  uint64_t next_ino_ = 2;                                  // mu_
+  std::map<uint64_t, std::unique_ptr<Node>> nodes_;        // mu_: by ino
+  std::map<std::string, uint64_t> root_volumes_;           // mu_: cell -> root.cell volume id
+  std::map<std::pair<std::string, uint64_t>, Server> servers_;  // mu_
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<fs::FileClient>> clients_;  // mu_
+  std::map<uint64_t, std::shared_ptr<Handle>> handles_;    // mu_
+  uint64_t next_fh_ = 1;                                   // mu_
+
+  // Kernel invalidations, done by inval_thread_ (never from a FUSE request).
+  std::mutex inval_mu_;
+  std::condition_variable inval_cv_;
+  std::deque<std::pair<uint64_t, std::string>> inval_queue_;  // (ino, "") or (parent, name)
+  bool stopping_ = false;
+  std::thread inval_thread_;
+};
+
+}  // namespace heka::cm

@@ -1,0 +1,353 @@
+// heka-cachemgr: the Heka client. Mounts HekaFs with the libfuse3 low-level API.
+//   heka-cachemgr --config FILE [--log FILE] [--foreground]
+// Stops (and unmounts) on SIGTERM/SIGINT or `fusermount3 -u <mountpoint>`.
+#define FUSE_USE_VERSION 35
+#include <fuse3/fuse_lowlevel.h>
+#include <getopt.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "cachemgr/errno_map.h"
+#include "cachemgr/heka_fs.h"
+#include "util/log.h"
+
+namespace {
+
+using namespace heka;
+using namespace heka::cm;
+
+HekaFs* g_fs = nullptr;
+fuse_session* g_session = nullptr;
+
+Caller CallerOf(fuse_req_t req) {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  return Caller{ctx->uid, ctx->gid, ctx->pid};
+}
+
+void ReplyError(fuse_req_t req, const Status& s) { fuse_reply_err(req, ErrnoOf(s)); }
+
+fuse_entry_param EntryParam(const EntryOut& e) {
+  fuse_entry_param p{};
+  p.ino = e.ino;
+  p.generation = 1;
+  p.attr = e.st;
+  p.attr_timeout = e.attr_timeout;
+  p.entry_timeout = e.entry_timeout;
+  return p;
+}
+
+void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  auto r = g_fs->Lookup(CallerOf(req), parent, name);
+  if (!r.ok()) {
+    if (r.status().code() == Code::kNotFound) {
+      // A negative entry with timeout 0: the kernel asks again next time.
+      fuse_entry_param p{};
+      fuse_reply_entry(req, &p);
+      return;
+    }
+    return ReplyError(req, r.status());
+  }
+  fuse_entry_param p = EntryParam(*r);
+  fuse_reply_entry(req, &p);
+}
+
+void OpGetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  auto r = g_fs->GetAttr(CallerOf(req), ino);
+  if (!r.ok()) return ReplyError(req, r.status());
+  fuse_reply_attr(req, &r->st, r->timeout);
+}
+
+void OpSetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
+  SetAttrIn in;
+  if (to_set & FUSE_SET_ATTR_MODE) in.mode = attr->st_mode;
+  if (to_set & FUSE_SET_ATTR_SIZE) in.size = static_cast<uint64_t>(attr->st_size);
+  if (to_set & FUSE_SET_ATTR_MTIME) {
+    in.mtime_ns = int64_t{attr->st_mtim.tv_sec} * 1000000000 + attr->st_mtim.tv_nsec;
+  }
+  if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+    timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    in.mtime_ns = int64_t{now.tv_sec} * 1000000000 + now.tv_nsec;
+  }
+  if (!in.mode && !in.size && !in.mtime_ns) {  // uid/gid/atime: accepted, not stored
+    return OpGetAttr(req, ino, fi);
+  }
+  std::optional<uint64_t> fh;
+  if (fi) fh = fi->fh;
+  auto r = g_fs->SetAttr(CallerOf(req), ino, in, fh);
+  if (!r.ok()) return ReplyError(req, r.status());
+  fuse_reply_attr(req, &r->st, r->timeout);
+}
+
+void OpReadLink(fuse_req_t req, fuse_ino_t ino) {
+  auto r = g_fs->ReadLink(CallerOf(req), ino);
+  if (!r.ok()) return ReplyError(req, r.status());
+  fuse_reply_readlink(req, r->c_str());
+}
+
+void OpMkDir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  auto r = g_fs->MkDir(CallerOf(req), parent, name, mode);
+  if (!r.ok()) return ReplyError(req, r.status());
+  fuse_entry_param p = EntryParam(*r);
+  fuse_reply_entry(req, &p);
+}
+
+void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  fuse_reply_err(req, ErrnoOf(g_fs->Unlink(CallerOf(req), parent, name)));
+}
+
+void OpRmDir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  fuse_reply_err(req, ErrnoOf(g_fs->RmDir(CallerOf(req), parent, name)));
+}
+
+void OpSymlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
+  auto r = g_fs->Symlink(CallerOf(req), parent, name, target);
+  if (!r.ok()) return ReplyError(req, r.status());
+  fuse_entry_param p = EntryParam(*r);
+  fuse_reply_entry(req, &p);
+}
+
+void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+              const char* newname, unsigned int flags) {
+  if (flags != 0) {  // RENAME_NOREPLACE / RENAME_EXCHANGE: not yet
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  fuse_reply_err(req, ErrnoOf(g_fs->Rename(CallerOf(req), parent, name, newparent, newname)));
+}
+
+void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  auto r = g_fs->Link(CallerOf(req), ino, newparent, newname);
+  if (!r.ok()) return ReplyError(req, r.status());
+  fuse_entry_param p = EntryParam(*r);
+  fuse_reply_entry(req, &p);
+}
+
+void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  auto r = g_fs->Open(CallerOf(req), ino, fi->flags);
+  if (!r.ok()) return ReplyError(req, r.status());
+  fi->fh = *r;
+  fi->keep_cache = 0;
+  fuse_reply_open(req, fi);
+}
+
+void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+              fuse_file_info* fi) {
+  auto r = g_fs->Create(CallerOf(req), parent, name, mode, fi->flags);
+  if (!r.ok()) return ReplyError(req, r.status());
+  fi->fh = r->second;
+  fuse_entry_param p = EntryParam(r->first);
+  fuse_reply_create(req, &p, fi);
+}
+
+void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  auto r = g_fs->Read(fi->fh, static_cast<uint64_t>(off), size);
+  if (!r.ok()) return ReplyError(req, r.status());
+  fuse_reply_buf(req, r->data(), r->size());
+}
+
+void OpWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off,
+             fuse_file_info* fi) {
+  auto r = g_fs->Write(fi->fh, static_cast<uint64_t>(off), buf, size);
+  if (!r.ok()) return ReplyError(req, r.status());
+  fuse_reply_write(req, *r);
+}
+
+void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  fuse_reply_err(req, ErrnoOf(g_fs->Flush(fi->fh)));
+}
+
+void OpFsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) {
+  fuse_reply_err(req, ErrnoOf(g_fs->Fsync(fi->fh)));
+}
+
+void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  g_fs->Release(fi->fh);
+  fuse_reply_err(req, 0);
+}
+
+void OpReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  auto r = g_fs->ReadDir(CallerOf(req), ino);
+  if (!r.ok()) return ReplyError(req, r.status());
+  std::vector<DirEntryOut> all = {{".", ino, S_IFDIR}, {"..", HekaFs::kRootIno, S_IFDIR}};
+  all.insert(all.end(), r->begin(), r->end());
+  std::string buf(size, '\0');
+  size_t used = 0;
+  for (size_t i = static_cast<size_t>(off); i < all.size(); ++i) {
+    struct stat st {};
+    st.st_ino = all[i].ino;
+    st.st_mode = all[i].type;
+    size_t need = fuse_add_direntry(req, buf.data() + used, size - used, all[i].name.c_str(), &st,
+                                    static_cast<off_t>(i + 1));
+    if (need > size - used) break;
+    used += need;
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void OpStatFs(fuse_req_t req, fuse_ino_t ino) {
+  auto r = g_fs->StatFs(CallerOf(req), ino);
+  if (!r.ok()) return ReplyError(req, r.status());
+  fuse_reply_statfs(req, &*r);
+}
+
+fuse_lowlevel_ops Ops() {
+  fuse_lowlevel_ops ops{};
+  ops.lookup = OpLookup;
+  ops.getattr = OpGetAttr;
+  ops.setattr = OpSetAttr;
+  ops.readlink = OpReadLink;
+  ops.mkdir = OpMkDir;
+  ops.unlink = OpUnlink;
+  ops.rmdir = OpRmDir;
+  ops.symlink = OpSymlink;
+  ops.rename = OpRename;
+  ops.link = OpLink;
+  ops.open = OpOpen;
+  ops.create = OpCreate;
+  ops.read = OpRead;
+  ops.write = OpWrite;
+  ops.flush = OpFlush;
+  ops.fsync = OpFsync;
+  ops.release = OpRelease;
+  ops.readdir = OpReadDir;
+  ops.statfs = OpStatFs;
+  return ops;
+}
+
+// This cache manager's identity towards file servers (callback promises): made once.
+std::string ClientUuid(const std::string& state_dir) {
+  std::string path = state_dir + "/cachemgr.uuid";
+  std::ifstream in(path);
+  std::string uuid;
+  if (std::getline(in, uuid) && !uuid.empty()) return uuid;
+  uint8_t b[16];
+  RAND_bytes(b, sizeof b);
+  static const char* hex = "0123456789abcdef";
+  for (uint8_t c : b) {
+    uuid.push_back(hex[c >> 4]);
+    uuid.push_back(hex[c & 15]);
+  }
+  std::ofstream(path) << uuid << "\n";
+  return uuid;
+}
+
+int Run(const std::string& config_path) {
+  auto config = CacheManagerConfig::Load(config_path);
+  if (!config.ok()) {
+    spdlog::critical("{}", config.status().ToString());
+    return 1;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(config->state_dir, ec);
+  std::filesystem::permissions(config->state_dir, std::filesystem::perms::owner_all, ec);
+  auto members = db::ParseMembers(config->dbservers);
+  if (!members.ok()) {
+    spdlog::critical("{}: dbservers: {}", config_path, members.status().ToString());
+    return 1;
+  }
+  rpc::Runtime runtime({2, 4});
+  db::DbClientOptions dbo;
+  dbo.members = *members;
+  dbo.credentials.keytab = "FILE:" + config->keytab;
+  dbo.credentials.principal = config->principal;
+  dbo.credentials.ccache = "MEMORY:heka-cachemgr-db";
+  db::DbClient db(runtime, dbo);
+  CredentialResolverOptions ro;
+  ro.private_dir = config->state_dir + "/ccache";
+  ro.mount_point = config->mountpoint;
+  CredentialResolver resolver(ro);
+  if (!resolver.init_status().ok()) {
+    spdlog::critical("{}", resolver.init_status().ToString());
+    return 1;
+  }
+
+  HekaFsOptions fo;
+  fo.config = &*config;
+  fo.runtime = &runtime;
+  fo.db = &db;
+  fo.resolver = &resolver;
+  fo.client_uuid = ClientUuid(config->state_dir);
+  auto fs = std::make_unique<HekaFs>(fo);
+  g_fs = fs.get();
+
+  std::vector<std::string> argv_strings = {"heka-cachemgr", "-o", "fsname=heka",
+                                           "-o", "subtype=heka"};
+  // A shared mount serves every local user (each with their own credentials); a private one
+  // only the uid that mounted it.
+  if (!config->private_mount) {
+    argv_strings.push_back("-o");
+    argv_strings.push_back("allow_other");
+  }
+  std::vector<char*> argv;
+  for (auto& a : argv_strings) argv.push_back(a.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  fuse_lowlevel_ops ops = Ops();
+  g_session = fuse_session_new(&args, &ops, sizeof ops, nullptr);
+  if (!g_session) {
+    spdlog::critical("cannot create the FUSE session");
+    return 1;
+  }
+  fs->inval_inode = [](uint64_t ino) {
+    int rc = fuse_lowlevel_notify_inval_inode(g_session, ino, 0, 0);
+    if (rc != 0 && rc != -ENOENT) spdlog::debug("inval inode {}: {}", ino, std::strerror(-rc));
+  };
+  fs->inval_entry = [](uint64_t parent, const std::string& name) {
+    fuse_lowlevel_notify_inval_entry(g_session, parent, name.c_str(), name.size());
+  };
+  if (fuse_set_signal_handlers(g_session) != 0) {
+    spdlog::critical("cannot set signal handlers");
+    return 1;
+  }
+  if (fuse_session_mount(g_session, config->mountpoint.c_str()) != 0) {
+    spdlog::critical("cannot mount {}: is it an existing empty directory, and is /dev/fuse "
+                     "usable?", config->mountpoint);
+    fuse_remove_signal_handlers(g_session);
+    fuse_session_destroy(g_session);
+    return 1;
+  }
+  spdlog::info("heka-cachemgr {} mounted {} ({} mount)", fo.client_uuid, config->mountpoint,
+               config->private_mount ? "private" : "shared");
+  fuse_loop_config loop{};
+  loop.clone_fd = 0;
+  loop.max_idle_threads = 16;
+  int rc = fuse_session_loop_mt(g_session, &loop);
+  spdlog::info("heka-cachemgr unmounting {}", config->mountpoint);
+  fuse_session_unmount(g_session);
+  fuse_remove_signal_handlers(g_session);
+  runtime.Stop();
+  fs.reset();
+  fuse_session_destroy(g_session);
+  return rc == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);
+  std::string config, log;
+  static option opts[] = {{"config", required_argument, nullptr, 'c'},
+                          {"log", required_argument, nullptr, 'l'},
+                          {nullptr, 0, nullptr, 0}};
+  for (int c; (c = getopt_long_only(argc, argv, "", opts, nullptr)) != -1;) {
+    switch (c) {
+      case 'c': config = optarg; break;
+      case 'l': log = optarg; break;
+      default:
+        std::fprintf(stderr, "usage: heka-cachemgr --config FILE [--log FILE]\n");
+        return 2;
+    }
+  }
+  if (config.empty() || optind != argc) {
+    std::fprintf(stderr, "usage: heka-cachemgr --config FILE [--log FILE]\n");
+    return 2;
+  }
+  heka::InitLogging({"heka-cachemgr", "", log});
+  return Run(config);
+}
