@@ -60,6 +60,10 @@ struct HekaFs::Handle {
   bool writable = false;
   uint64_t size = 0;                      // the file's size as this handle sees it
   std::map<uint64_t, std::string> dirty;  // chunk index -> new bytes
+  // Opened with O_TRUNC: nothing of the old content shows through, and the next store
+  // replaces the whole file (so a store refused at close keeps the old content intact).
+  bool truncated = false;
+  bool Pending() const { return truncated || !dirty.empty(); }
 };
 
 HekaFs::HekaFs(HekaFsOptions options) : options_(std::move(options)) {
@@ -446,7 +450,7 @@ Result<AttrOut> HekaFs::GetAttr(const Caller& c, uint64_t ino) {
   out.timeout = Timeout(*st);
   for (const auto& h : HandlesOf(ino)) {  // unstored writes show in the size
     std::lock_guard hl(h->mu);
-    if (!h->dirty.empty()) out.st.st_size = static_cast<off_t>(h->size);
+    if (h->Pending()) out.st.st_size = static_cast<off_t>(h->size);
   }
   return out;
 }
@@ -808,13 +812,8 @@ Result<uint64_t> HekaFs::Open(const Caller& c, uint64_t ino, int flags) {
   h->who = who;
   h->writable = writable;
   h->size = st->size();
-  if (writable && (flags & O_TRUNC) && st->size() > 0) {
-    pb::SetAttrRequest trunc;
-    *trunc.mutable_fid() = st->fid();
-    trunc.set_size(0);
-    auto r = Call<pb::SetAttrReply>(who, st->fid().cell(), st->fid().volume(), "SetAttr", trunc);
-    if (!r.ok()) return r.status();
-    Remember(who, r->status(), 0);
+  if (writable && (flags & O_TRUNC)) {
+    h->truncated = true;
     h->size = 0;
   }
   std::lock_guard lock(mu_);
@@ -879,7 +878,7 @@ Result<std::string> HekaFs::ChunkFor(const Who& who, Handle& h, uint64_t index) 
       it->second->status.data_version() == r->status().data_version()) {
     it->second->chunks[index] = r->data();
   }
-  if (h.dirty.empty()) h.size = r->status().size();
+  if (!h.Pending()) h.size = r->status().size();
   return r->data();
 }
 
@@ -902,6 +901,8 @@ Result<std::string> HekaFs::Read(uint64_t fh, uint64_t offset, size_t size) {
     auto d = h->dirty.find(index);
     if (d != h->dirty.end()) {
       chunk = d->second;
+    } else if (h->truncated) {
+      chunk.clear();  // zeros: the old content is gone for this handle
     } else {
       auto fetched = ChunkFor(h->who, *h, index);
       if (!fetched.ok()) return fetched.status();
@@ -935,7 +936,7 @@ Result<size_t> HekaFs::Write(uint64_t fh, uint64_t offset, const char* data, siz
     auto d = h->dirty.find(index);
     if (d == h->dirty.end()) {
       std::string base;
-      if (index * chunk_size_ < h->size && !(within == 0 && n == chunk_size_)) {
+      if (!h->truncated && index * chunk_size_ < h->size && !(within == 0 && n == chunk_size_)) {
         auto fetched = ChunkFor(h->who, *h, index);
         if (!fetched.ok()) return fetched.status();
         base = std::move(*fetched);
@@ -953,7 +954,7 @@ Result<size_t> HekaFs::Write(uint64_t fh, uint64_t offset, const char* data, siz
 }
 
 Status HekaFs::StoreDirty(Handle& h) {
-  if (h.dirty.empty()) return Status::Ok();
+  if (!h.Pending()) return Status::Ok();
   pb::BeginStoreRequest begin;
   *begin.mutable_fid() = h.fid;
   auto b = Call<pb::BeginStoreReply>(h.who, h.fid.cell(), h.fid.volume(), "BeginStore", begin);
@@ -964,13 +965,23 @@ Status HekaFs::StoreDirty(Handle& h) {
     a.set_store_id(b->store_id());
     (void)Call<pb::AbortStoreReply>(h.who, h.fid.cell(), h.fid.volume(), "AbortStore", a);
   };
-  for (const auto& [index, bytes] : h.dirty) {
+  // Every chunk it wrote; a truncated file is rewritten whole (chunks it did not write are
+  // zeros), so a refused store leaves the old content intact.
+  static const std::string kNone;
+  std::map<uint64_t, const std::string*> chunks;
+  for (const auto& [index, bytes] : h.dirty) chunks[index] = &bytes;
+  for (uint64_t index = 0; h.truncated && index * chunk_size_ < h.size; ++index) {
+    chunks.emplace(index, &kNone);
+  }
+  for (const auto& [index, chunk] : chunks) {
     uint64_t start = index * chunk_size_;
     if (start >= h.size) continue;
+    std::string bytes = *chunk;
+    bytes.resize(std::min<uint64_t>(chunk_size_, h.size - start), '\0');
     pb::StoreDataRequest put;
     put.set_store_id(b->store_id());
     put.set_offset(start);
-    put.set_data(bytes.substr(0, std::min<uint64_t>(bytes.size(), h.size - start)));
+    put.set_data(std::move(bytes));
     auto p = Call<pb::StoreDataReply>(h.who, h.fid.cell(), h.fid.volume(), "StoreData", put);
     if (!p.ok()) {
       abort();
@@ -987,7 +998,7 @@ Status HekaFs::StoreDirty(Handle& h) {
     auto it = nodes_.find(h.ino);
     if (it != nodes_.end()) {
       Node& n = *it->second;
-      bool only_ours = n.status.data_version() == base_dv &&
+      bool only_ours = !h.truncated && n.status.data_version() == base_dv &&
                        done->status().data_version() == base_dv + 1;
       if (only_ours && n.Fresh()) {
         // The new version is the old one plus our chunks: keep the rest of the cache.
@@ -1001,6 +1012,7 @@ Status HekaFs::StoreDirty(Handle& h) {
     }
   }
   h.dirty.clear();
+  h.truncated = false;
   return Status::Ok();
 }
 
@@ -1022,7 +1034,7 @@ void HekaFs::Release(uint64_t fh) {
   std::lock_guard lock(mu_);
   auto it = handles_.find(fh);
   if (it == handles_.end()) return;
-  if (!it->second->dirty.empty()) {
+  if (it->second->Pending()) {
     spdlog::warn("file {}.{}: unstored changes dropped at release (flush failed)",
                  it->second->fid.volume(), it->second->fid.vnode());
   }

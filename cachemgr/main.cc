@@ -197,8 +197,15 @@ void OpStatFs(fuse_req_t req, fuse_ino_t ino) {
   fuse_reply_statfs(req, &*r);
 }
 
+void OpInit(void*, fuse_conn_info* conn) {
+  // O_TRUNC arrives with open, not as a separate truncation: a store refused at close then
+  // leaves the old content on the server.
+  if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+}
+
 fuse_lowlevel_ops Ops() {
   fuse_lowlevel_ops ops{};
+  ops.init = OpInit;
   ops.lookup = OpLookup;
   ops.getattr = OpGetAttr;
   ops.setattr = OpSetAttr;

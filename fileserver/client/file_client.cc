@@ -48,6 +48,12 @@ rpc::awaitable<Result<std::shared_ptr<rpc::Connection>>> FileClient::Ready() {
     std::lock_guard lock(mu_);
     greeted_ = *conn;
   }
+  // Breaks can only reach us on a live connection: once it closes, nothing we cached from
+  // this server is covered by a promise any more.
+  if (options_.on_revalidate) {
+    auto revalidate = options_.on_revalidate;
+    (*conn)->AddCloseObserver([revalidate](const Status&) { revalidate(); });
+  }
   int64_t old_epoch = epoch_.exchange(rep->server_epoch_ns());
   if (rep->revalidate() && options_.on_revalidate) options_.on_revalidate();
   if (old_epoch != 0 && old_epoch != rep->server_epoch_ns()) co_await Reclaim(*conn);

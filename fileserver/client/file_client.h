@@ -44,7 +44,8 @@ struct FileClientOptions {
   // it must only mark what it cached as invalid and return (kernel invalidation and the
   // like are to be posted elsewhere).
   std::function<void(const pb::BreakRequest&)> on_break;
-  // Runs (on an I/O thread) when the server says we must revalidate everything.
+  // Runs (on an I/O thread) when the server says we must revalidate everything, and when a
+  // connection that said Hello closes (breaks cannot reach us any more).
   std::function<void()> on_revalidate;
   std::chrono::milliseconds call_timeout{30000};
   rpc::ContextFactory test_context;    // test seam; empty = GSS-API with `credentials`.

@@ -41,6 +41,7 @@ struct World {
   std::unique_ptr<db::DbClient> db;
   std::vector<Mount> mounts;
   pb::Fid root;
+  int64_t id_bob = 0;
 
   ~World() {
     for (Mount& m : mounts) {
@@ -111,7 +112,8 @@ World& TheWorld() {
       db::Command u;
       u.mutable_create_user()->set_cell("acme");
       u.mutable_create_user()->set_principal(std::string(user) + "@HEKA.TEST");
-      (void)write(u);
+      auto r = write(u);
+      if (std::string(user) == "bob" && r.ok()) w->id_bob = r->id();
     }
     db::Command vol;
     db::Volume* v = vol.mutable_create_volume()->mutable_volume();
@@ -256,6 +258,175 @@ TEST(CacheManagerTest, RealProgramsWork) {
               "git status --porcelain > ../status && test ! -s ../status\n"
               "git log --oneline | grep -q first\n");
   EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
+}  // namespace
+}  // namespace heka::cm
+
+namespace heka::cm {
+namespace {
+
+// An admin's client of the file server, for setting ACLs and quotas behind the mounts.
+std::shared_ptr<fs::FileClient> Admin() {
+  World& w = TheWorld();
+  fs::FileClientOptions fo;
+  fo.address = w.cell->fs_address(1);
+  fo.server_principal = w.cell->fs_principal(1);
+  fo.credentials.ccache = "FILE:" + w.cc["admin"];
+  return fs::FileClient::Create(w.runtime, fo);
+}
+
+TEST(CacheManagerTest, CloseReportsQuotaAndTheServerKeepsThePreviousContent) {
+  World& w = TheWorld();
+  ASSERT_EQ(Sh("alice", "echo precious > " + A("quota.txt")).exit_code, 0);
+  auto admin = Admin();
+  pb::GetVolumeStatusRequest vs;
+  vs.set_cell("acme");
+  vs.set_volume(w.root.volume());
+  auto st = admin->CallSync<pb::GetVolumeStatusReply>("heka.fileserver.File.GetVolumeStatus", vs);
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  pb::SetQuotaRequest q;
+  q.set_cell("acme");
+  q.set_volume(w.root.volume());
+  q.set_quota_bytes(st->status().usage_bytes() + 100000);
+  ASSERT_TRUE(admin->CallSync<pb::SetQuotaReply>("heka.fileserver.File.SetQuota", q).ok());
+  // cp opens with O_TRUNC and closes once: the truncation and the data are one store, and
+  // it is refused as a whole. (A shell redirection dup()s and closes the descriptor first,
+  // which stores the truncation on its own, as close(2) must.)
+  std::string big = SharedRealm().dir() + "/big-local";
+  std::ofstream(big) << std::string(300000, 'z');
+  auto over = Sh("alice", "cp " + big + " " + A("quota.txt"));
+  EXPECT_NE(over.exit_code, 0);
+  EXPECT_NE(over.output.find("Disk quota exceeded"), std::string::npos) << over.output;
+  EXPECT_EQ(Sh("bob", "cat " + B("quota.txt")).output, "precious\n");
+  over = Sh("alice", "dd if=" + big + " of=" + A("quota.txt") + " conv=notrunc status=none");
+  EXPECT_NE(over.exit_code, 0);
+  EXPECT_NE(over.output.find("Disk quota exceeded"), std::string::npos) << over.output;
+  EXPECT_EQ(Sh("bob", "cat " + B("quota.txt")).output, "precious\n");
+  EXPECT_EQ(Sh("alice", "cat " + A("quota.txt")).output, "precious\n");
+  q.set_quota_bytes(0);
+  ASSERT_TRUE(admin->CallSync<pb::SetQuotaReply>("heka.fileserver.File.SetQuota", q).ok());
+  EXPECT_EQ(Sh("alice", "head -c 300000 /dev/zero > " + A("quota.txt")).exit_code, 0);
+}
+
+// Two local Unix users with their own tickets on one shared mount.
+struct UnixUser {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::string ccache;  // owned by the user, 0600
+};
+
+UnixUser MakeUnixUser(const std::string& name, const std::string& principal) {
+  testing::RunProcess({"useradd", "--system", "--no-create-home", "--shell", "/bin/sh", name});
+  auto id = testing::RunProcess({"id", "-u", name});
+  auto gid = testing::RunProcess({"id", "-g", name});
+  EXPECT_EQ(id.exit_code, 0) << "useradd " << name << " failed (the tests run as root)";
+  UnixUser u;
+  u.uid = static_cast<uid_t>(std::stoul(id.output));
+  u.gid = static_cast<gid_t>(std::stoul(gid.output));
+  u.ccache = SharedRealm().dir() + "/cc-" + name;
+  EXPECT_TRUE(SharedRealm().Kinit(principal, principal + "-pw", u.ccache).ok());
+  EXPECT_EQ(chown(u.ccache.c_str(), u.uid, u.gid), 0);
+  chmod(u.ccache.c_str(), 0600);
+  chmod(SharedRealm().dir().c_str(), 0755);  // the users reach their caches and the krb5.conf
+  return u;
+}
+
+testing::ProcessResult As(const UnixUser& u, const std::string& script,
+                          const std::string& ccache = "") {
+  return testing::RunProcess(
+      {"setpriv", "--reuid", std::to_string(u.uid), "--regid", std::to_string(u.gid),
+       "--clear-groups", "/bin/sh", "-c", script},
+      {{"KRB5CCNAME", "FILE:" + (ccache.empty() ? u.ccache : ccache)}}, seconds(60));
+}
+
+TEST(CacheManagerTest, EachUnixUserGetsOnlyWhatTheAclGivesTheirPrincipal) {
+  World& w = TheWorld();
+  UnixUser a = MakeUnixUser("heka-test-a", "alice");
+  UnixUser b = MakeUnixUser("heka-test-b", "bob");
+  auto admin = Admin();
+  // A directory only alice may use.
+  ASSERT_EQ(Sh("alice", "mkdir " + A("private") + " && echo top secret > " + A("private/secret"))
+                .exit_code,
+            0);
+  pb::LookupRequest look;
+  *look.mutable_dir() = w.root;
+  look.set_name("private");
+  auto dir = admin->CallSync<pb::LookupReply>("heka.fileserver.File.Lookup", look);
+  ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+  auto set_acl = [&](std::vector<std::pair<int64_t, uint32_t>> entries) {
+    pb::StoreAclRequest acl;
+    *acl.mutable_dir() = dir->status().fid();
+    for (auto [who, rights] : entries) {
+      auto* e = acl.add_entries();
+      e->set_principal(who);
+      e->set_rights(rights);
+    }
+    return admin->CallSync<pb::StoreAclReply>("heka.fileserver.File.StoreAcl", acl).ok();
+  };
+  db::GetEntryRequest alice_req;
+  alice_req.set_cell("acme");
+  alice_req.set_name("alice");
+  auto alice = w.runtime.BlockOn(w.db->GetEntry(alice_req));
+  ASSERT_TRUE(alice.ok());
+  ASSERT_TRUE(set_acl({{kAdmins, 127}, {alice->entry().id(), 1 | 8}}));
+
+  std::string secret = w.mounts[0].dir + "/acme/private/secret";
+  std::string private_dir = w.mounts[0].dir + "/acme/private";
+  auto ra = As(a, "cat " + secret + " && stat -c %s " + secret + " && ls " + private_dir);
+  EXPECT_EQ(ra.exit_code, 0) << ra.output;
+  EXPECT_EQ(ra.output, "top secret\n11\nsecret\n");
+  // bob, right after alice, on the same mount: nothing, names included.
+  for (const std::string& cmd : {"cat " + secret, "stat " + secret, "ls " + private_dir}) {
+    auto rb = As(b, cmd + " 2>&1");
+    EXPECT_NE(rb.exit_code, 0) << cmd << ": " << rb.output;
+    EXPECT_NE(rb.output.find("Permission denied"), std::string::npos) << cmd << ": " << rb.output;
+  }
+  // Credential theft: a points KRB5CCNAME at b's cache, directly or through a symlink.
+  std::string link = "/tmp/heka-test-stolen-cc";
+  std::filesystem::remove(link);
+  std::filesystem::create_symlink(b.ccache, link);
+  for (const std::string& stolen : {b.ccache, link}) {
+    ASSERT_TRUE(set_acl({{kAdmins, 127}, {w.id_bob, 1 | 8}}));  // only bob now
+    auto t = As(a, "cat " + secret + " 2>&1", stolen);
+    EXPECT_NE(t.exit_code, 0) << "a read bob's file with bob's stolen cache " << stolen;
+    EXPECT_NE(t.output.find("Permission denied"), std::string::npos) << t.output;
+  }
+  std::filesystem::remove(link);
+  std::ifstream log(w.mounts[0].log);
+  std::string all((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(all.find("uid " + std::to_string(a.uid)), std::string::npos)
+      << "the refused credential cache must be logged";
+  // Granted: bob reads it at once.
+  auto rb = As(b, "cat " + secret);
+  EXPECT_EQ(rb.exit_code, 0) << rb.output;
+  EXPECT_EQ(rb.output, "top secret\n");
+}
+
+TEST(CacheManagerTest, FileServerKilledAndRestartedClientsResumeWithoutRemount) {
+  World& w = TheWorld();
+  ASSERT_EQ(Sh("alice", "echo before > " + A("crash.txt")).exit_code, 0);
+  w.cell->KillFileServer(1);
+  auto during = Sh("bob", "cat " + B("crash.txt") + " 2>&1; echo > " + B("other.txt") + " 2>&1");
+  EXPECT_NE(during.output.find("error"), std::string::npos) << during.output;
+  ASSERT_TRUE(w.cell->StartFileServerAndWait(1).ok()) << w.cell->LogTail(1);
+  EXPECT_TRUE(WaitFor([&] { return Sh("bob", "cat " + B("crash.txt")).output == "before\n"; },
+                      seconds(30)));
+  ASSERT_EQ(Sh("bob", "echo after > " + B("crash.txt")).exit_code, 0);
+  EXPECT_EQ(Sh("alice", "cat " + A("crash.txt")).output, "after\n");
+}
+
+TEST(CacheManagerTest, KilledCacheManagerRemountsAndServesNothingStale) {
+  World& w = TheWorld();
+  ASSERT_EQ(Sh("alice", "echo one > " + A("remount.txt")).exit_code, 0);
+  ASSERT_EQ(Sh("bob", "cat " + B("remount.txt")).output, "one\n");
+  Mount& m = w.mounts[1];
+  testing::KillChild(m.pid);
+  testing::RunProcess({"fusermount3", "-u", "-z", m.dir});
+  ASSERT_EQ(Sh("alice", "echo two > " + A("remount.txt")).exit_code, 0);
+  m.pid = testing::Spawn({testing::BinDir() + "/heka-cachemgr", "--config", m.config, "--log", m.log});
+  ASSERT_TRUE(WaitFor([&] { return Mounted(m.dir); }, seconds(20)));
+  EXPECT_EQ(Sh("bob", "cat " + B("remount.txt")).output, "two\n");
 }
 
 }  // namespace

