@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <thread>
 
 namespace heka::cm {
 namespace {
@@ -63,6 +64,7 @@ struct HekaFs::Handle {
   // Opened with O_TRUNC: nothing of the old content shows through, and the next store
   // replaces the whole file (so a store refused at close keeps the old content intact).
   bool truncated = false;
+  std::set<uint64_t> lock_owners;  // owners that took locks through this handle
   bool Pending() const { return truncated || !dirty.empty(); }
 };
 
@@ -783,6 +785,79 @@ Result<AttrOut> HekaFs::SetAttr(const Caller& c, uint64_t ino, const SetAttrIn& 
   return out;
 }
 
+Status HekaFs::SetLock(uint64_t fh, uint64_t owner, bool exclusive, bool unlock, uint64_t start,
+                       uint64_t length, bool wait, const std::function<bool()>& interrupted) {
+  std::shared_ptr<Handle> h;
+  {
+    std::lock_guard lock(mu_);
+    auto it = handles_.find(fh);
+    if (it == handles_.end()) return Error(Code::kInvalidArgument, "bad file handle");
+    h = it->second;
+  }
+  auto server = ServerOf(h->fid.cell(), h->fid.volume());
+  if (!server.ok()) return server.status();
+  auto client = ClientFor(h->who, *server);
+  if (unlock) {
+    {
+      // No RPC for owners that never locked this file (every close unlocks).
+      std::lock_guard lock(mu_);
+      if (!lockers_.count({h->ino, owner})) return Status::Ok();
+      if (start == 0 && length == 0) lockers_.erase({h->ino, owner});
+    }
+    {
+      std::lock_guard hl(h->mu);
+      Status s = StoreDirty(*h);  // what the lock protected reaches the server first
+      if (!s.ok()) return s;
+    }
+    Status s = options_.runtime->BlockOn(client->Unlock(h->fid, start, length, owner));
+    return s.code() == Code::kNotFound ? Status::Ok() : s;
+  }
+  auto pause = std::chrono::milliseconds(20);
+  for (;;) {
+    Status s = options_.runtime->BlockOn(client->Lock(h->fid, exclusive, start, length, owner));
+    if (s.ok()) {
+      {
+        std::lock_guard hl(h->mu);
+        h->lock_owners.insert(owner);
+      }
+      {
+        std::lock_guard lock(mu_);
+        lockers_.insert({h->ino, owner});
+      }
+      Forget(h->fid);  // read what the previous holder wrote
+      return s;
+    }
+    if (s.code() != Code::kLockConflict || !wait) return s;
+    if (interrupted && interrupted()) return Error(Code::kCancelled, "interrupted");
+    // The server has no waiting queue: ask again, a little less often each time.
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(500));
+  }
+}
+
+Result<bool> HekaFs::LockFree(uint64_t fh, uint64_t owner, bool exclusive, uint64_t start,
+                              uint64_t length) {
+  // A probe owner of our own, so the caller's existing locks are left as they are.
+  uint64_t probe = owner ^ 0x5a5a5a5a5a5a5a5aull;
+  Status s = SetLock(fh, probe, exclusive, false, start, length, false, {});
+  if (s.code() == Code::kLockConflict) return false;
+  if (!s.ok()) return s;
+  (void)SetLock(fh, probe, false, true, start, length, false, {});
+  return true;
+}
+
+Status HekaFs::LockState(const Handle& h) {
+  if (h.lock_owners.empty()) return Status::Ok();
+  auto server = ServerOf(h.fid.cell(), h.fid.volume());
+  if (!server.ok()) return Status::Ok();
+  auto client = ClientFor(h.who, *server);
+  for (uint64_t owner : h.lock_owners) {
+    Status s = client->LockState(h.fid, owner);
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
 std::vector<std::shared_ptr<HekaFs::Handle>> HekaFs::HandlesOf(uint64_t ino) {
   std::lock_guard lock(mu_);
   std::vector<std::shared_ptr<Handle>> out;
@@ -891,6 +966,7 @@ Result<std::string> HekaFs::Read(uint64_t fh, uint64_t offset, size_t size) {
     h = it->second;
   }
   std::lock_guard hl(h->mu);
+  if (Status lost = LockState(*h); !lost.ok()) return lost;
   std::string out;
   uint64_t end = std::min<uint64_t>(offset + size, h->size);
   for (uint64_t pos = offset; pos < end;) {
@@ -928,6 +1004,7 @@ Result<size_t> HekaFs::Write(uint64_t fh, uint64_t offset, const char* data, siz
   }
   std::lock_guard hl(h->mu);
   if (!h->writable) return Error(Code::kPermissionDenied, "not open for writing");
+  if (Status lost = LockState(*h); !lost.ok()) return lost;
   for (size_t done = 0; done < size;) {
     uint64_t pos = offset + done;
     uint64_t index = pos / chunk_size_;
@@ -1025,6 +1102,7 @@ Status HekaFs::Flush(uint64_t fh) {
     h = it->second;
   }
   std::lock_guard hl(h->mu);
+  if (Status lost = LockState(*h); !lost.ok()) return lost;
   return StoreDirty(*h);
 }
 

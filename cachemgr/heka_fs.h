@@ -109,6 +109,17 @@ class HekaFs {
   Status Fsync(uint64_t fh);
   void Release(uint64_t fh);
 
+  // Advisory locks on `fh`'s file, held on the file server by this cache manager for the
+  // kernel's lock `owner` (flock and fcntl). `exclusive` false: shared; `unlock`: release
+  // [start, start + length) (length 0: to the end). Taking a lock revalidates the cached file;
+  // releasing one stores dirty data first, so lock-protected writers see each other. With
+  // `wait`, retries until granted or `interrupted()`. kLockConflict when busy.
+  Status SetLock(uint64_t fh, uint64_t owner, bool exclusive, bool unlock, uint64_t start,
+                 uint64_t length, bool wait, const std::function<bool()>& interrupted);
+  // Whether such a lock could be taken now (by taking and releasing it).
+  Result<bool> LockFree(uint64_t fh, uint64_t owner, bool exclusive, uint64_t start,
+                        uint64_t length);
+
   Result<EntryOut> MkDir(const Caller& c, uint64_t parent, const std::string& name, mode_t mode);
   Result<EntryOut> Symlink(const Caller& c, uint64_t parent, const std::string& name,
                            const std::string& target);
@@ -159,6 +170,8 @@ class HekaFs {
   Result<pb::Fid> LookupFid(const Who& who, uint64_t parent, const std::string& name);
 
   Status StoreDirty(Handle& h);
+  // kLockLost if a lock taken through `h` was lost: its I/O then fails with EIO.
+  Status LockState(const Handle& h);
   // The open handles of `ino` (lock order: a handle's mutex before mu_, never the reverse).
   std::vector<std::shared_ptr<Handle>> HandlesOf(uint64_t ino);
   Result<std::string> ChunkFor(const Who& who, Handle& h, uint64_t index);
@@ -180,6 +193,7 @@ class HekaFs {
   std::map<std::pair<std::string, std::string>, std::shared_ptr<fs::FileClient>> clients_;  // mu_
   std::map<uint64_t, std::shared_ptr<Handle>> handles_;    // mu_
   uint64_t next_fh_ = 1;                                   // mu_
+  std::set<std::pair<uint64_t, uint64_t>> lockers_;       // mu_: (ino, owner) holding locks
 
   // Kernel invalidations, done by inval_thread_ (never from a FUSE request).
   std::mutex inval_mu_;

@@ -4,6 +4,7 @@
 #define FUSE_USE_VERSION 35
 #include <fuse3/fuse_lowlevel.h>
 #include <getopt.h>
+#include <sys/file.h>
 #include <openssl/rand.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -23,6 +24,8 @@ using namespace heka;
 using namespace heka::cm;
 
 HekaFs* g_fs = nullptr;
+// flock owners live apart from fcntl owners.
+constexpr uint64_t kFlockOwnerBit = 1ull << 63;
 fuse_session* g_session = nullptr;
 
 Caller CallerOf(fuse_req_t req) {
@@ -160,7 +163,11 @@ void OpWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off
 }
 
 void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  fuse_reply_err(req, ErrnoOf(g_fs->Flush(fi->fh)));
+  Status s = g_fs->Flush(fi->fh);
+  // close(2) drops the closing process's fcntl locks on this file (FUSE leaves it to us).
+  Status unlocked = g_fs->SetLock(fi->fh, fi->lock_owner, false, true, 0, 0, false, {});
+  if (s.ok()) s = unlocked;
+  fuse_reply_err(req, ErrnoOf(s));
 }
 
 void OpFsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) {
@@ -168,6 +175,9 @@ void OpFsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) {
 }
 
 void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  if (fi->flock_release) {
+    (void)g_fs->SetLock(fi->fh, fi->lock_owner | kFlockOwnerBit, false, true, 0, 0, false, {});
+  }
   g_fs->Release(fi->fh);
   fuse_reply_err(req, 0);
 }
@@ -201,6 +211,39 @@ void OpInit(void*, fuse_conn_info* conn) {
   // O_TRUNC arrives with open, not as a separate truncation: a store refused at close then
   // leaves the old content on the server.
   if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+  // flock and fcntl locks come to us, to be held on the file server for every client.
+  if (conn->capable & FUSE_CAP_POSIX_LOCKS) conn->want |= FUSE_CAP_POSIX_LOCKS;
+  if (conn->capable & FUSE_CAP_FLOCK_LOCKS) conn->want |= FUSE_CAP_FLOCK_LOCKS;
+}
+
+uint64_t LengthOf(const struct flock* lock) {
+  return lock->l_len <= 0 ? 0 : static_cast<uint64_t>(lock->l_len);
+}
+
+void OpGetLk(fuse_req_t req, fuse_ino_t, fuse_file_info* fi, struct flock* lock) {
+  auto r = g_fs->LockFree(fi->fh, fi->lock_owner, lock->l_type == F_WRLCK,
+                          static_cast<uint64_t>(lock->l_start), LengthOf(lock));
+  if (!r.ok()) return ReplyError(req, r.status());
+  if (*r) lock->l_type = F_UNLCK;
+  lock->l_pid = 0;  // held elsewhere: another client machine perhaps
+  fuse_reply_lock(req, lock);
+}
+
+void OpSetLk(fuse_req_t req, fuse_ino_t, fuse_file_info* fi, struct flock* lock, int sleep) {
+  Status s = g_fs->SetLock(fi->fh, fi->lock_owner, lock->l_type == F_WRLCK,
+                           lock->l_type == F_UNLCK, static_cast<uint64_t>(lock->l_start),
+                           LengthOf(lock), sleep != 0,
+                           [req] { return fuse_req_interrupted(req) != 0; });
+  fuse_reply_err(req, ErrnoOf(s));
+}
+
+void OpFlock(fuse_req_t req, fuse_ino_t, fuse_file_info* fi, int op) {
+  uint64_t owner = fi->lock_owner | kFlockOwnerBit;
+  bool unlock = (op & LOCK_UN) != 0;
+  Status s = g_fs->SetLock(fi->fh, owner, (op & LOCK_EX) != 0, unlock, 0, 0,
+                           !unlock && !(op & LOCK_NB),
+                           [req] { return fuse_req_interrupted(req) != 0; });
+  fuse_reply_err(req, s.code() == Code::kLockConflict ? EWOULDBLOCK : ErrnoOf(s));
 }
 
 fuse_lowlevel_ops Ops() {
@@ -225,6 +268,9 @@ fuse_lowlevel_ops Ops() {
   ops.release = OpRelease;
   ops.readdir = OpReadDir;
   ops.statfs = OpStatFs;
+  ops.getlk = OpGetLk;
+  ops.setlk = OpSetLk;
+  ops.flock = OpFlock;
   return ops;
 }
 

@@ -56,12 +56,29 @@ Status LockTable::Set(const std::string& client, Key key, uint64_t start, uint64
       return Error(Code::kLockConflict, "an overlapping lock is held by another client");
     }
   }
-  std::erase_if(held, [&](const Lock& l) {
-    return l.client == client && l.owner == owner && l.start == start && l.end == end;
-  });
+  // As fcntl: the new lock replaces the owner's locks on [start, end), splitting them.
+  CutLocked(held, client, owner, start, end);
   held.push_back(Lock{client, owner, start, end, exclusive});
   lease_end_[client] = now + lease_;
   return Status::Ok();
+}
+
+bool LockTable::CutLocked(std::vector<Lock>& held, const std::string& client, uint64_t owner,
+                          uint64_t start, uint64_t end) {
+  std::vector<Lock> kept;
+  bool cut = false;
+  for (Lock& l : held) {
+    bool mine = l.client == client && l.owner == owner;
+    if (!mine || l.end <= start || end <= l.start) {
+      kept.push_back(std::move(l));
+      continue;
+    }
+    cut = true;
+    if (l.start < start) kept.push_back(Lock{l.client, l.owner, l.start, start, l.exclusive});
+    if (end < l.end) kept.push_back(Lock{l.client, l.owner, end, l.end, l.exclusive});
+  }
+  held = std::move(kept);
+  return cut;
 }
 
 Status LockTable::Release(const std::string& client, Key key, uint64_t start, uint64_t length,
@@ -73,11 +90,7 @@ Status LockTable::Release(const std::string& client, Key key, uint64_t start, ui
   ExpireLocked(Clock::now());
   auto it = locks_.find(key);
   if (it == locks_.end()) return Error(Code::kNotFound, "no such lock");
-  size_t before = it->second.size();
-  std::erase_if(it->second, [&](const Lock& l) {
-    return l.client == client && l.owner == owner && l.start == start && l.end == end;
-  });
-  bool found = it->second.size() != before;
+  bool found = CutLocked(it->second, client, owner, start, end);
   if (it->second.empty()) locks_.erase(it);
   return found ? Status::Ok() : Error(Code::kNotFound, "no such lock");
 }

@@ -33,11 +33,12 @@ class LockTable {
 
   // Grants the lock or fails: kLockConflict (someone else's overlapping lock, one of them
   // exclusive; or the grace period, when not a reclaim), kLockLost (a reclaim after the grace
-  // period). length 0: to the end of the file. A lock of the same client and owner on the same
-  // range is replaced (upgrade or downgrade).
+  // period). length 0: to the end of the file. As with fcntl, the new lock replaces the same
+  // client's and owner's locks on that range (upgrade, downgrade, splitting them).
   Status Set(const std::string& client, Key key, uint64_t start, uint64_t length, uint64_t owner,
              bool exclusive, bool reclaim);
-  // Releases the client's lock with exactly this range and owner (kNotFound if none).
+  // Releases the client's and owner's locks on this range, splitting those that reach past
+  // it, as fcntl(F_UNLCK) does (kNotFound if it held none there).
   Status Release(const std::string& client, Key key, uint64_t start, uint64_t length,
                  uint64_t owner);
   // Renews the client's lease; returns the locks it lost since its last Renew.
@@ -55,6 +56,9 @@ class LockTable {
     bool exclusive = false;
   };
   void ExpireLocked(Clock::time_point now);
+  // Removes [start, end) from the locks of (client, owner) in `held`. True if any overlapped.
+  static bool CutLocked(std::vector<Lock>& held, const std::string& client, uint64_t owner,
+                        uint64_t start, uint64_t end);
 
   const std::chrono::milliseconds lease_;
   const Clock::time_point grace_end_;

@@ -2,6 +2,7 @@
 // renames or deletes, the other sees right after close; real programs on the mount.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -427,6 +428,60 @@ TEST(CacheManagerTest, KilledCacheManagerRemountsAndServesNothingStale) {
   m.pid = testing::Spawn({testing::BinDir() + "/heka-cachemgr", "--config", m.config, "--log", m.log});
   ASSERT_TRUE(WaitFor([&] { return Mounted(m.dir); }, seconds(20)));
   EXPECT_EQ(Sh("bob", "cat " + B("remount.txt")).output, "two\n");
+}
+
+}  // namespace
+}  // namespace heka::cm
+
+namespace heka::cm {
+namespace {
+
+bool FileSays(const std::string& path, const std::string& text) {
+  std::ifstream in(path);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return all.find(text) != std::string::npos;
+}
+
+// A lock held through one mount blocks the other mount until it is released.
+TEST(CacheManagerTest, LocksOnOneClientBlockTheOther) {
+  World& w = TheWorld();
+  ASSERT_EQ(Sh("alice", "head -c 4096 /dev/zero > " + A("locked.db")).exit_code, 0);
+  std::string tool = testing::BinDir() + "/heka_lock_tool";
+  std::string base = SharedRealm().dir() + "/lock";
+  for (std::string kind : {"fcntl", "flock"}) {
+    std::string marker = base + "-" + kind + ".marker";
+    std::string fifo = base + "-" + kind + ".fifo";
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+    std::vector<std::string> argv = {"/usr/bin/env", "KRB5CCNAME=FILE:" + w.cc.at("alice")};
+    if (kind == "fcntl") {
+      for (const std::string& a : {tool, std::string("hold"), A("locked.db"), std::string("100"),
+                                   std::string("10"), marker, fifo}) {
+        argv.push_back(a);
+      }
+    } else {
+      for (const std::string& a : {std::string("flock"), std::string("-x"), A("locked.db"),
+                                   std::string("-c"), "echo locked > " + marker + "; cat " + fifo}) {
+        argv.push_back(a);
+      }
+    }
+    pid_t holder = testing::Spawn(argv);
+    ASSERT_TRUE(WaitFor([&] { return FileSays(marker, "locked"); }, seconds(20)));
+    if (kind == "fcntl") {
+      EXPECT_EQ(Sh("bob", tool + " try " + B("locked.db") + " 105 1").exit_code, 1)
+          << "the range is locked on the other client";
+      EXPECT_EQ(Sh("bob", tool + " try " + B("locked.db") + " 200 10").exit_code, 0)
+          << "another range is free";
+    } else {
+      EXPECT_NE(Sh("bob", "flock -n -x " + B("locked.db") + " true").exit_code, 0);
+    }
+    std::ofstream(fifo) << "go\n";  // the holder exits, its lock goes
+    int status = 0;
+    waitpid(holder, &status, 0);
+    std::string retry = kind == "fcntl" ? tool + " try " + B("locked.db") + " 105 1"
+                                        : "flock -n -x " + B("locked.db") + " true";
+    EXPECT_TRUE(WaitFor([&] { return Sh("bob", retry).exit_code == 0; }, seconds(20)))
+        << kind << " lock never released";
+  }
 }
 
 }  // namespace

@@ -36,6 +36,19 @@ TEST(LockTableTest, RangesConflictOnlyWhenTheyOverlap) {
   EXPECT_TRUE(t.Set("a", LockTable::Key{7, 4}, 0, 0, 1, true, false).ok()) << "another file";
 }
 
+TEST(LockTableTest, UnlockingPartOfARangeSplitsItAsFcntlDoes) {
+  LockTable t(milliseconds(10000), milliseconds(0));
+  ASSERT_TRUE(t.Set("a", kF, 0, 300, 1, true, false).ok());
+  ASSERT_TRUE(t.Release("a", kF, 100, 100, 1).ok());
+  EXPECT_TRUE(t.Set("b", kF, 100, 100, 1, true, false).ok()) << "the middle is free";
+  EXPECT_EQ(t.Set("b", kF, 50, 10, 2, true, false).code(), Code::kLockConflict);
+  EXPECT_EQ(t.Set("b", kF, 250, 10, 2, true, false).code(), Code::kLockConflict);
+  // Re-locking part of one's own range with another mode splits it too.
+  ASSERT_TRUE(t.Set("a", kF, 0, 50, 1, false, false).ok());
+  EXPECT_TRUE(t.Set("c", kF, 10, 10, 1, false, false).ok()) << "[0, 50) is shared now";
+  EXPECT_EQ(t.Set("c", kF, 60, 10, 1, false, false).code(), Code::kLockConflict);
+}
+
 TEST(LockTableTest, SameOwnerUpgradesInPlace) {
   LockTable t(milliseconds(10000), milliseconds(0));
   EXPECT_TRUE(t.Set("a", kF, 0, 0, 1, false, false).ok());
