@@ -486,3 +486,46 @@ TEST(CacheManagerTest, LocksOnOneClientBlockTheOther) {
 
 }  // namespace
 }  // namespace heka::cm
+
+namespace heka::cm {
+namespace {
+
+TEST(CacheManagerTest, UntarAndMakeASourceTree) {
+  std::string src = SharedRealm().dir() + "/srcproj";
+  std::filesystem::create_directories(src + "/lib");
+  std::ofstream(src + "/lib/greet.h") << "const char* greet(void);\n";
+  std::ofstream(src + "/lib/greet.c") << "#include \"greet.h\"\nconst char* greet(void) { return \"hello from heka\"; }\n";
+  std::ofstream(src + "/main.c") << "#include <stdio.h>\n#include \"lib/greet.h\"\nint main(void) { puts(greet()); return 0; }\n";
+  std::ofstream(src + "/Makefile") << "hello: main.o lib/greet.o\n\tcc -o $@ $^\n%.o: %.c\n\tcc -c -o $@ $<\n";
+  auto tar = testing::RunProcess({"tar", "-C", SharedRealm().dir(), "-czf", SharedRealm().dir() + "/src.tgz", "srcproj"});
+  ASSERT_EQ(tar.exit_code, 0) << tar.output;
+  auto r = Sh("alice", "set -e\ncd " + A("") + "\ntar -xzf " + SharedRealm().dir() +
+                           "/src.tgz\ncd srcproj\nmake -s\n./hello\nmake -s clean 2>/dev/null || true\n");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("hello from heka"), std::string::npos) << r.output;
+  // The other client runs the binary the first one built.
+  EXPECT_EQ(Sh("bob", B("srcproj/hello")).output, "hello from heka\n");
+}
+
+TEST(CacheManagerTest, SqliteWithWritersOnTwoClients) {
+  ASSERT_EQ(Sh("alice", "sqlite3 " + A("shared.db") + " 'CREATE TABLE t (who TEXT, n INT);'").exit_code, 0);
+  auto writer = [](const std::string& user, const std::string& db) {
+    std::string path = SharedRealm().dir() + "/writer-" + user + ".sh";
+    std::ofstream(path) << "for i in $(seq 1 25); do\n  sqlite3 -cmd '.timeout 20000' " << db
+                        << " \"INSERT INTO t VALUES ('" << user << "', $i);\" || exit 1\ndone\n";
+    return path;
+  };
+  std::string a_script = writer("alice", A("shared.db"));
+  std::string b_script = writer("bob", B("shared.db"));
+  // Both at once, each with its own tickets, through its own mount.
+  auto both = Sh("alice", "sh " + a_script + " & a=$!; KRB5CCNAME=FILE:" + TheWorld().cc.at("bob") +
+                              " sh " + b_script + " & b=$!; wait $a && wait $b");
+  EXPECT_EQ(both.exit_code, 0) << both.output;
+  auto count = Sh("bob", "sqlite3 " + B("shared.db") + " 'SELECT who, count(*) FROM t GROUP BY who;'");
+  EXPECT_EQ(count.output, "alice|25\nbob|25\n") << count.output;
+  auto check = Sh("alice", "sqlite3 " + A("shared.db") + " 'PRAGMA integrity_check;'");
+  EXPECT_EQ(check.output, "ok\n");
+}
+
+}  // namespace
+}  // namespace heka::cm
