@@ -80,8 +80,21 @@ Mount StartMount(World& w, const std::string& name, const std::string& keytab,
   return m;
 }
 
+World* g_world = nullptr;
+
+// Tears the shared world down after the last test (processes, mounts), failed tests or not.
+class WorldCleanup : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    delete g_world;
+    g_world = nullptr;
+  }
+};
+[[maybe_unused]] const auto* const kCleanup =
+    ::testing::AddGlobalTestEnvironment(new WorldCleanup);
+
 World& TheWorld() {
-  static World* world = [] {
+  if (!g_world) g_world = [] {
     auto* w = new World;
     auto& realm = SharedRealm();
     for (const char* user : {"admin", "alice", "bob"}) {
@@ -168,7 +181,7 @@ World& TheWorld() {
     }
     return w;
   }();
-  return *world;
+  return *g_world;
 }
 
 // Runs `script` with sh as a process holding `user`'s tickets; returns its output and exit code.

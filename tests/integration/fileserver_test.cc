@@ -54,8 +54,21 @@ Result<db::CommandResult> Write(World& w, db::Command cmd) {
   return w.runtime.BlockOn(w.db->Write(std::move(cmd)));
 }
 
+World* g_world = nullptr;
+
+// Tears the shared world down after the last test (processes, mounts), failed tests or not.
+class WorldCleanup : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    delete g_world;
+    g_world = nullptr;
+  }
+};
+[[maybe_unused]] const auto* const kCleanup =
+    ::testing::AddGlobalTestEnvironment(new WorldCleanup);
+
 World& TheWorld() {
-  static World* world = [] {
+  if (!g_world) g_world = [] {
     auto* w = new World;
     auto& realm = SharedRealm();
     for (const char* user : {"admin", "acmeadm", "alice", "bob", "carol"}) {
@@ -112,7 +125,7 @@ World& TheWorld() {
     w->id["acme/staff"] = g.ok() ? g->id() : 0;
     return w;
   }();
-  return *world;
+  return *g_world;
 }
 
 std::shared_ptr<FileClient> ClientAs(const std::string& user, std::string uuid = "",
