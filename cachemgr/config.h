@@ -8,6 +8,7 @@
 //   principal = "host/client1.example.org@EXAMPLE.ORG"   # without tickets (system:anyuser)
 //   state_dir = "/var/lib/heka/cachemgr"       # the cache manager's uuid, private ccache copies
 //   private = false                            # true: only the mounting uid, long kernel caching
+//   control_socket = "/run/heka-cachemgr.sock"  # `heka fs` asks here (mode 0666); "" = none
 #pragma once
 
 #include <string>
@@ -25,6 +26,9 @@ struct CacheManagerConfig {
   std::string principal;
   std::string state_dir;
   bool private_mount = false;
+  // The control socket `heka fs` talks to. Default "/run/heka-cachemgr.sock", where the CLI
+  // looks unless -socket or $HEKA_CACHEMGR_SOCKET says otherwise; "" = no control socket.
+  std::string control_socket = "/run/heka-cachemgr.sock";
 
   static Result<CacheManagerConfig> Load(const std::string& path);
 };

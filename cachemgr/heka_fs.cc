@@ -1,5 +1,8 @@
 #include "cachemgr/heka_fs.h"
 
+#include "cachemgr/internal/heka_fs_types.h"
+#include "cachemgr/mount_point.h"
+
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 
@@ -13,12 +16,6 @@ namespace {
 constexpr uint32_t kR = 1, kW = 2, kI = 4, kL = 8;
 constexpr double kLongTimeout = 60.0;
 constexpr const char* kFile = "heka.fileserver.File.";
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 bool Idempotent(const std::string& method) {
   for (const char* m : {"FetchStatus", "FetchData", "Lookup", "ListDir", "BulkStatus",
@@ -37,36 +34,6 @@ mode_t TypeBits(pb::FileType t) {
 }
 
 }  // namespace
-
-// What the cache knows about one vnode.
-struct HekaFs::Node {
-  pb::FileStatus status;
-  bool valid = false;       // a callback promise holds and was not broken
-  int64_t expires_ns = 0;
-  uint64_t generation = 0;  // bumped by every break: a fetch that raced a break is not trusted
-  std::map<std::string, uint32_t> rights;  // identity -> rights the server confirmed
-  std::map<std::string, pb::Fid> entries;  // directories: what is known of the listing
-  bool listed = false;                     // entries is the whole listing
-  std::map<uint64_t, std::string> chunks;  // files: chunk index -> bytes of status' version
-  std::set<std::string> kernel_names;      // directories: names the kernel may cache
-  bool Fresh() const { return valid && expires_ns > NowNs(); }
-};
-
-// One open file.
-struct HekaFs::Handle {
-  std::mutex mu;
-  uint64_t ino = 0;
-  pb::Fid fid;
-  Who who;                                // the opener's credentials: stores use them
-  bool writable = false;
-  uint64_t size = 0;                      // the file's size as this handle sees it
-  std::map<uint64_t, std::string> dirty;  // chunk index -> new bytes
-  // Opened with O_TRUNC: nothing of the old content shows through, and the next store
-  // replaces the whole file (so a store refused at close keeps the old content intact).
-  bool truncated = false;
-  std::set<uint64_t> lock_owners;  // owners that took locks through this handle
-  bool Pending() const { return truncated || !dirty.empty(); }
-};
 
 HekaFs::HekaFs(HekaFsOptions options) : options_(std::move(options)) {
   inval_thread_ = std::thread([this] { InvalidationLoop(); });
@@ -428,6 +395,13 @@ Result<EntryOut> HekaFs::Lookup(const Caller& c, uint64_t parent, const std::str
   uint64_t ino = InoOf(fid);
   auto st = StatusOf(who, ino);
   if (!st.ok()) return st.status();
+  if (parent != kRootIno && st->type() == pb::SYMLINK) {
+    if (auto root = MountRootOf(who, ino, *st)) {  // a mount point shows the other volume
+      ino = InoOf(*root);
+      st = StatusOf(who, ino);
+      if (!st.ok()) return st.status();
+    }
+  }
   if (parent != kRootIno) {
     std::lock_guard lock(mu_);
     auto it = nodes_.find(parent);
@@ -522,7 +496,10 @@ Result<std::vector<DirEntryOut>> HekaFs::ReadDir(const Caller& c, uint64_t ino) 
 }
 
 Result<std::string> HekaFs::ReadLink(const Caller& c, uint64_t ino) {
-  Who who = WhoIs(c);
+  return ReadLinkAs(WhoIs(c), ino);
+}
+
+Result<std::string> HekaFs::ReadLinkAs(const Who& who, uint64_t ino) {
   auto st = StatusOf(who, ino);
   if (!st.ok()) return st.status();
   if (st->type() != pb::SYMLINK) return Error(Code::kInvalidArgument, "not a symlink");
@@ -619,13 +596,19 @@ Result<EntryOut> HekaFs::MkDir(const Caller& c, uint64_t parent, const std::stri
 
 Result<EntryOut> HekaFs::Symlink(const Caller& c, uint64_t parent, const std::string& name,
                                  const std::string& target) {
-  Who who = WhoIs(c);
+  // 0777: a symlink made through the mount is never taken for a mount point (0644).
+  return MakeSymlink(WhoIs(c), parent, name, target, 0777);
+}
+
+Result<EntryOut> HekaFs::MakeSymlink(const Who& who, uint64_t parent, const std::string& name,
+                                     const std::string& target, mode_t mode) {
   auto dir = FidOf(parent);
   if (!dir.ok()) return dir.status();
   pb::CreateRequest req;
   *req.mutable_dir() = *dir;
   req.set_name(name);
   req.set_target(target);
+  req.set_mode(mode & 07777);
   auto r = Call<pb::CreateReply>(who, dir->cell(), dir->volume(), "Symlink", req);
   if (!r.ok()) return r.status();
   Remember(who, r->status(), r->callback().expires_ns());
@@ -1118,5 +1101,14 @@ void HekaFs::Release(uint64_t fh) {
   }
   handles_.erase(it);
 }
+
+// Used by heka_fs_control.cc.
+template Result<pb::FetchAclReply> HekaFs::Call(const Who&, const std::string&, uint64_t,
+                                                const std::string&, const pb::FetchAclRequest&);
+template Result<pb::StoreAclReply> HekaFs::Call(const Who&, const std::string&, uint64_t,
+                                                const std::string&, const pb::StoreAclRequest&);
+template Result<pb::GetVolumeStatusReply> HekaFs::Call(const Who&, const std::string&, uint64_t,
+                                                       const std::string&,
+                                                       const pb::GetVolumeStatusRequest&);
 
 }  // namespace heka::cm

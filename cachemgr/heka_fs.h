@@ -129,6 +129,40 @@ class HekaFs {
   Status Rename(const Caller& c, uint64_t parent, const std::string& name, uint64_t new_parent,
                 const std::string& new_name);
 
+  // ---- For the control socket (`heka fs`, control.cc); every call acts as `c`. ----
+
+  // The inode of `path`, absolute and under the mount point ("/heka/acme/dir"), looked up one
+  // component at a time as `c`; mount points are crossed. "." and empty components are
+  // skipped; ".." and symlinks in the middle are refused (the CLI resolves those first).
+  Result<uint64_t> ResolvePath(const Caller& c, const std::string& path);
+  // The directory inode holding the last component of `path`, and that component.
+  Result<std::pair<uint64_t, std::string>> ResolveParent(const Caller& c, const std::string& path);
+  Result<pb::Fid> FidOf(uint64_t ino);
+  Result<pb::FetchAclReply> FetchAcl(const Caller& c, uint64_t ino);
+  // Replaces the directory's ACL; what was cached under it must be asked again.
+  Status StoreAcl(const Caller& c, uint64_t ino, const std::vector<pb::AclEntry>& entries);
+  Result<pb::VolumeStatus> VolumeStatusOf(const Caller& c, uint64_t ino);
+  // The address of the file server holding `ino`'s volume (from the VLDB).
+  Result<std::string> ServerAddressOf(uint64_t ino);
+  // `heka fs flush`: drops the cached object and the kernel's copy of it.
+  void FlushCached(uint64_t ino);
+  // Tells the kernel to forget `name` in `parent` (after a change it did not make itself).
+  void ForgetName(uint64_t parent, const std::string& name);
+  // The caller's principal; "" when anonymous.
+  std::string PrincipalOf(const Caller& c);
+  // `heka fs unlog`: forgets the caller's credentials (CredentialResolver::Forget), closes the
+  // connections made with them and drops the rights remembered for them.
+  void Unlog(const Caller& c);
+  // Mount points (AFS style): a symlink with mode 0644 whose target is "#vol." or
+  // "#cell:vol." ('%' for read-write) is shown as the root directory of that volume.
+  // The target of the mount point `name` in directory `parent`; kInvalidArgument when
+  // `name` is not a mount point.
+  Result<std::string> MountTarget(const Caller& c, uint64_t parent, const std::string& name);
+  // Creates the mount point `name` in `parent` leading to `volume` of `cell` ("" = the
+  // directory's own cell), after checking the VLDB knows that volume.
+  Result<std::string> MakeMountPoint(const Caller& c, uint64_t parent, const std::string& name,
+                                     const std::string& cell, const std::string& volume, bool rw);
+
   // Kernel invalidation: set before mounting; run on the invalidation thread only.
   std::function<void(uint64_t ino)> inval_inode;
   std::function<void(uint64_t parent, const std::string& name)> inval_entry;
@@ -156,7 +190,13 @@ class HekaFs {
   Result<uint64_t> RootVolume(const std::string& cell);
 
   uint64_t InoOf(const pb::Fid& fid);
-  Result<pb::Fid> FidOf(uint64_t ino);
+  // The id of volume `name` of `cell` (VLDB, as the machine; remembered).
+  Result<uint64_t> VolumeByName(const std::string& cell, const std::string& name);
+  Result<std::string> ReadLinkAs(const Who& who, uint64_t ino);
+  // If `st` is a mount point: the fid of the root directory of the volume it leads to.
+  std::optional<pb::Fid> MountRootOf(const Who& who, uint64_t ino, const pb::FileStatus& st);
+  Result<EntryOut> MakeSymlink(const Who& who, uint64_t parent, const std::string& name,
+                               const std::string& target, mode_t mode);
   // The node's status, valid for `who`: from the cache when the promise holds and `who`'s
   // rights were confirmed, else fetched as `who`.
   Result<pb::FileStatus> StatusOf(const Who& who, uint64_t ino);
@@ -189,6 +229,7 @@ class HekaFs {
   uint64_t next_ino_ = 2;                                  // mu_
   std::map<uint64_t, std::unique_ptr<Node>> nodes_;        // mu_: by ino
   std::map<std::string, uint64_t> root_volumes_;           // mu_: cell -> root.cell volume id
+  std::map<std::pair<std::string, std::string>, uint64_t> named_volumes_;  // mu_: (cell, name)
   std::map<std::pair<std::string, uint64_t>, Server> servers_;  // mu_
   std::map<std::pair<std::string, std::string>, std::shared_ptr<fs::FileClient>> clients_;  // mu_
   std::map<uint64_t, std::shared_ptr<Handle>> handles_;    // mu_

@@ -14,6 +14,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cachemgr/control.h"
+#include "cachemgr/control_server.h"
 #include "cachemgr/errno_map.h"
 #include "cachemgr/heka_fs.h"
 #include "util/log.h"
@@ -367,11 +369,27 @@ int Run(const std::string& config_path) {
   }
   spdlog::info("heka-cachemgr {} mounted {} ({} mount)", fo.client_uuid, config->mountpoint,
                config->private_mount ? "private" : "shared");
+  ControlHandlerOptions co;
+  co.fs = fs.get();
+  co.resolver = &resolver;
+  co.runtime = &runtime;
+  co.db_members = *members;
+  co.machine_db = &db;
+  ControlHandler handler(co);
+  ControlServer control(config->control_socket,
+                        [&handler](const Caller& c, const ::heka::cachemgr::ControlRequest& req) {
+                          return handler.Handle(c, req);
+                        });
+  if (!config->control_socket.empty()) {
+    // Without it the mount still works; only `heka fs` cannot reach this daemon.
+    if (Status s = control.Start(); !s.ok()) spdlog::warn("no control socket: {}", s.ToString());
+  }
   fuse_loop_config loop{};
   loop.clone_fd = 0;
   loop.max_idle_threads = 16;
   int rc = fuse_session_loop_mt(g_session, &loop);
   spdlog::info("heka-cachemgr unmounting {}", config->mountpoint);
+  control.Stop();
   fuse_session_unmount(g_session);
   fuse_remove_signal_handlers(g_session);
   runtime.Stop();

@@ -41,4 +41,16 @@ int DbAddMember(int argc, char** argv);
 int DbRemoveMember(int argc, char** argv);
 int DbRestore(int argc, char** argv);
 
+// fs: the local cache manager, over its control socket (fs_*.cc).
+int FsListAcl(int argc, char** argv);
+int FsSetAcl(int argc, char** argv);
+int FsExamine(int argc, char** argv);
+int FsWhereIs(int argc, char** argv);
+int FsFlush(int argc, char** argv);
+int FsWhoami(int argc, char** argv);
+int FsUnlog(int argc, char** argv);
+int FsMkMount(int argc, char** argv);
+int FsLsMount(int argc, char** argv);
+int FsRmMount(int argc, char** argv);
+
 }  // namespace heka::cli

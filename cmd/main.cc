@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "cmd/commands.h"
 #include "util/log.h"
@@ -41,6 +42,17 @@ const std::map<std::string, std::map<std::string, Command>>& Suites() {
         {"examine", heka::cli::VosExamine},
         {"listvol", heka::cli::VosListVol},
         {"listvldb", heka::cli::VosListVldb}}},
+      {"fs",
+       {{"listacl", heka::cli::FsListAcl},
+        {"setacl", heka::cli::FsSetAcl},
+        {"examine", heka::cli::FsExamine},
+        {"whereis", heka::cli::FsWhereIs},
+        {"flush", heka::cli::FsFlush},
+        {"whoami", heka::cli::FsWhoami},
+        {"unlog", heka::cli::FsUnlog},
+        {"mkmount", heka::cli::FsMkMount},
+        {"lsmount", heka::cli::FsLsMount},
+        {"rmmount", heka::cli::FsRmMount}}},
       {"db",
        {{"status", heka::cli::DbStatus},
         {"backup", heka::cli::DbBackup},
@@ -65,6 +77,16 @@ int Usage(FILE* out) {
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   heka::InitLogging({"heka", "error", ""});  // the CLI prints its own one-line errors
+  // Called through a suite's link (build/bin/fs -> heka): "fs listacl ..." is "heka fs listacl".
+  std::string self = argv[0];
+  self = self.substr(self.rfind('/') + 1);
+  std::vector<char*> args(argv, argv + argc);
+  if (self != "heka" && Suites().count(self)) {
+    args.insert(args.begin() + 1, self.data());
+    args[0] = const_cast<char*>("heka");
+    argc = static_cast<int>(args.size());
+    argv = args.data();
+  }
   if (argc < 2) return Usage(stderr);
   std::string suite = argv[1];
   if (suite == "help" || suite == "-help" || suite == "--help") return Usage(stdout);

@@ -74,7 +74,8 @@ Mount StartMount(World& w, const std::string& name, const std::string& keytab,
   std::ofstream(m.config) << "[cachemgr]\nmountpoint = \"" << m.dir << "\"\ndbservers = \""
                           << w.cell->db().dbservers() << "\"\ncells = [\"acme\"]\nkeytab = \""
                           << keytab << "\"\nprincipal = \"" << principal
-                          << "\"\nstate_dir = \"" << base << "/state\"\n";
+                          << "\"\nstate_dir = \"" << base << "/state\"\ncontrol_socket = \""
+                          << base << "/control.sock\"\n";
   m.pid = testing::Spawn({testing::BinDir() + "/heka-cachemgr", "--config", m.config, "--log", m.log});
   EXPECT_TRUE(WaitFor([&] { return Mounted(m.dir); }, seconds(20))) << "no mount at " << m.dir;
   return m;

@@ -1,0 +1,48 @@
+// ControlHandler: carries out one `heka fs` request from the control socket (ControlServer)
+// as the caller: path lookups, ACLs, volume status, mount points go through HekaFs with the
+// caller's credentials; ACL names are mapped to PTDB ids (and back) with a DB connection
+// made with the caller's credentials (the machine is no user of the cells it serves).
+// Thread-safe: requests from several connections run concurrently.
+#pragma once
+
+#include <vector>
+
+#include "cachemgr/creds.h"
+#include "cachemgr/heka_fs.h"
+#include "dbserver/client/db_client.h"
+#include "proto/cachemgr.pb.h"
+#include "rpc/runtime.h"
+
+namespace heka::cm {
+
+struct ControlHandlerOptions {
+  HekaFs* fs = nullptr;
+  CredentialResolver* resolver = nullptr;
+  rpc::Runtime* runtime = nullptr;
+  std::vector<db::DbMember> db_members;  // the DB servers, for PTDB names as the caller
+  db::DbClient* machine_db = nullptr;    // PTDB names for anonymous callers
+};
+
+class ControlHandler {
+ public:
+  explicit ControlHandler(ControlHandlerOptions options) : options_(std::move(options)) {}
+
+  ::heka::cachemgr::ControlReply Handle(const Caller& c, const ::heka::cachemgr::ControlRequest& req);
+
+ private:
+  using Request = ::heka::cachemgr::ControlRequest;
+  using Reply = ::heka::cachemgr::ControlReply;
+  struct Names;
+
+  Status ListAcl(const Caller& c, const Request& req, Reply* rep);
+  Status SetAcl(const Caller& c, const Request& req, Reply* rep);
+  Status Examine(const Caller& c, const Request& req, Reply* rep);
+  Status WhereIs(const Caller& c, const Request& req, Reply* rep);
+  Status MakeMount(const Caller& c, const Request& req, Reply* rep);
+  Status ListMount(const Caller& c, const Request& req, Reply* rep);
+  Status RemoveMount(const Caller& c, const Request& req, Reply* rep);
+
+  ControlHandlerOptions options_;
+};
+
+}  // namespace heka::cm

@@ -1,0 +1,90 @@
+// heka fs examine | whereis | flush | whoami | unlog: what the cache manager knows about a
+// path's volume, its cache, and the caller's identity.
+#include <cstdio>
+
+#include "cmd/commands.h"
+#include "cmd/fs_common.h"
+
+namespace heka::cli {
+namespace {
+
+Result<cachemgr::ControlReply> AskAboutPath(const FsCommand& c, cachemgr::ControlOp op) {
+  auto path = AbsolutePath(c.Get("path"), true);
+  if (!path.ok()) return path.status();
+  cachemgr::ControlRequest req;
+  req.set_op(op);
+  req.set_path(*path);
+  return AskCacheManager(c, req);
+}
+
+const Switch kPath = {"path", true, "a file or directory in /heka (required)"};
+
+}  // namespace
+
+// heka fs examine -path P
+int FsExamine(int argc, char** argv) {
+  FsCommand c = StartFsCommand("fs examine", argc, argv, {kPath}, {"path"});
+  if (c.exit) return *c.exit;
+  auto rep = AskAboutPath(c, cachemgr::EXAMINE);
+  if (!rep.ok()) return c.Fail(rep.status());
+  const auto& v = rep->volume();
+  std::printf("File %s is in volume %s (cell %s)\n", c.Get("path").c_str(), v.name().c_str(),
+              v.cell().c_str());
+  std::printf("Volume status for vid = %llu named %s\n", static_cast<unsigned long long>(v.id()),
+              v.name().c_str());
+  if (v.quota_bytes() == 0) {
+    std::printf("Current disk quota is unlimited\n");
+  } else {
+    std::printf("Current disk quota is %llu\n",
+                static_cast<unsigned long long>(v.quota_bytes() / 1024));
+  }
+  std::printf("Current blocks used are %llu\n",
+              static_cast<unsigned long long>((v.usage_bytes() + 1023) / 1024));
+  std::printf("The partition %s has %llu blocks available\n", v.partition().c_str(),
+              static_cast<unsigned long long>(v.partition_free_bytes() / 1024));
+  return kExitOk;
+}
+
+// heka fs whereis -path P
+int FsWhereIs(int argc, char** argv) {
+  FsCommand c = StartFsCommand("fs whereis", argc, argv, {kPath}, {"path"});
+  if (c.exit) return *c.exit;
+  auto rep = AskAboutPath(c, cachemgr::WHERE_IS);
+  if (!rep.ok()) return c.Fail(rep.status());
+  std::string hosts;
+  for (const std::string& s : rep->servers()) hosts += (hosts.empty() ? "" : " ") + s;
+  std::printf("File %s is on host %s\n", c.Get("path").c_str(), hosts.c_str());
+  return kExitOk;
+}
+
+// heka fs flush -path P
+int FsFlush(int argc, char** argv) {
+  FsCommand c = StartFsCommand("fs flush", argc, argv, {kPath}, {"path"});
+  if (c.exit) return *c.exit;
+  auto rep = AskAboutPath(c, cachemgr::FLUSH);
+  return rep.ok() ? kExitOk : c.Fail(rep.status());
+}
+
+// heka fs whoami
+int FsWhoami(int argc, char** argv) {
+  FsCommand c = StartFsCommand("fs whoami", argc, argv, {}, {});
+  if (c.exit) return *c.exit;
+  cachemgr::ControlRequest req;
+  req.set_op(cachemgr::WHOAMI);
+  auto rep = AskCacheManager(c, req);
+  if (!rep.ok()) return c.Fail(rep.status());
+  std::printf("%s\n", rep->principal().empty() ? "anonymous" : rep->principal().c_str());
+  return kExitOk;
+}
+
+// heka fs unlog
+int FsUnlog(int argc, char** argv) {
+  FsCommand c = StartFsCommand("fs unlog", argc, argv, {}, {});
+  if (c.exit) return *c.exit;
+  cachemgr::ControlRequest req;
+  req.set_op(cachemgr::UNLOG);
+  auto rep = AskCacheManager(c, req);
+  return rep.ok() ? kExitOk : c.Fail(rep.status());
+}
+
+}  // namespace heka::cli
