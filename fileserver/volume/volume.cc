@@ -130,8 +130,9 @@ Result<std::unique_ptr<Volume>> Volume::Create(VolumeOptions options, uint64_t i
             .Run();
   }
   if (s.ok()) {
-    s = Query(m, "INSERT INTO vnodes VALUES (1, 1, ?, 0755, 0, 0, 0, ?, ?, 1, 2, 1, 1, x'', NULL)",
-              static_cast<int>(VnodeType::kDir), now, now)
+    // The mode is bound, not written in the SQL: SQLite reads 0755 as decimal.
+    s = Query(m, "INSERT INTO vnodes VALUES (1, 1, ?, ?, 0, 0, 0, ?, ?, 1, 2, 1, 1, x'', NULL)",
+              static_cast<int>(VnodeType::kDir), 0755, now, now)
             .Run();
   }
   if (s.ok()) {

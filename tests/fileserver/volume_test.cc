@@ -52,6 +52,7 @@ TEST_F(VolumeTest, CreateGivesRootAndAdminAcl) {
   ASSERT_TRUE(root.ok());
   EXPECT_EQ(root->type, VnodeType::kDir);
   EXPECT_EQ(root->link_count, 2u);
+  EXPECT_EQ(root->mode, 0755u);
   auto acl = vol_->GetAcl(kRootVnode);
   ASSERT_TRUE(acl.ok());
   ASSERT_EQ(acl->size(), 1u);
