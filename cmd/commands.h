@@ -53,4 +53,17 @@ int FsMkMount(int argc, char** argv);
 int FsLsMount(int argc, char** argv);
 int FsRmMount(int argc, char** argv);
 
+// bos: the supervisor of one machine's servers (bos.cc).
+int BosStatus(int argc, char** argv);
+int BosStart(int argc, char** argv);
+int BosStop(int argc, char** argv);
+int BosRestart(int argc, char** argv);
+int BosCreate(int argc, char** argv);
+int BosDelete(int argc, char** argv);
+int BosGetLog(int argc, char** argv);
+int BosSalvage(int argc, char** argv);
+int BosListUsers(int argc, char** argv);
+int BosAddUser(int argc, char** argv);
+int BosRemoveUser(int argc, char** argv);
+
 }  // namespace heka::cli

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <algorithm>
 #include <fstream>
 
 #include "fileserver/client/file_client.h"
@@ -276,6 +277,24 @@ TEST(BosTest, OnlyProviderAdministratorsMayUseIt) {
   ASSERT_TRUE(Bos<UsersReply>(w.admin_cc, "RemoveUser", user).ok());
   EXPECT_EQ(Bos<StatusReply>(w.alice_cc, "Status", StatusRequest()).status().code(),
             Code::kPermissionDenied);
+  // The same through the CLI: one line and exit 1 for alice, a status for the admin.
+  auto cli = [&](const std::string& cc, std::vector<std::string> args) {
+    std::vector<std::string> argv = {testing::BinDir() + "/heka", "bos"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    for (const std::string& a : {std::string("-server"), w.bos_address, std::string("-principal"),
+                                  w.bos_principal}) {
+      argv.push_back(a);
+    }
+    return testing::RunProcess(argv, {{"KRB5CCNAME", "FILE:" + cc}});
+  };
+  auto denied = cli(w.alice_cc, {"stop", "-instance", "db1"});
+  EXPECT_EQ(denied.exit_code, 1) << denied.output;
+  EXPECT_EQ(std::count(denied.output.begin(), denied.output.end(), '\n'), 1) << denied.output;
+  EXPECT_NE(denied.output.find("permission denied"), std::string::npos) << denied.output;
+  auto status = cli(w.admin_cc, {"status", "-long"});
+  EXPECT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_NE(status.output.find("Instance db1, currently running normally."), std::string::npos)
+      << status.output;
 }
 
 }  // namespace
