@@ -535,7 +535,12 @@ CallerCreds CredentialResolver::Resolve(uid_t uid, gid_t gid, pid_t pid) {
   if (!init_status_.ok()) return anonymous;
   std::shared_ptr<SourceEntry> entry = EntryFor(uid, source.source);
   std::lock_guard lock(entry->mu);
-  if (entry->checked && now - entry->checked_at < options_.recheck_interval) {
+  // An expired ticket is looked at again on every request, so a new kinit works at once.
+  int64_t wall = std::chrono::duration_cast<std::chrono::seconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+  bool expired = entry->creds.expires_unix > 0 && entry->creds.expires_unix <= wall;
+  if (entry->checked && !expired && now - entry->checked_at < options_.recheck_interval) {
     return entry->creds;
   }
   {

@@ -52,7 +52,24 @@ HekaFs::~HekaFs() {
 
 HekaFs::Who HekaFs::WhoIs(const Caller& c) {
   CallerCreds creds = options_.resolver->Resolve(c.uid, c.gid, c.pid);
-  return Who{creds.ccache, creds.principal};
+  Who who{creds.ccache, creds.principal};
+  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  if (!creds.ccache.empty() && creds.expires_unix > 0 && creds.expires_unix <= now) {
+    who.expired = true;
+    std::lock_guard lock(mu_);
+    // One line per expired ticket, not one per request.
+    if (expired_logged_.insert({c.uid, creds.expires_unix}).second) {
+      spdlog::warn("uid {}: the ticket of {} in {} has expired: access denied until kinit",
+                   c.uid, creds.principal, creds.source);
+    }
+  }
+  return who;
+}
+
+Status HekaFs::Expired(const Who& who) {
+  return Error(Code::kCredentialsExpired, "the ticket of " + who.principal + " has expired: run kinit");
 }
 
 std::shared_ptr<fs::FileClient> HekaFs::ClientFor(const Who& who, const Server& server) {
@@ -129,6 +146,7 @@ Result<HekaFs::Server> HekaFs::ServerOf(const std::string& cell, uint64_t volume
 template <typename Rep, typename Req>
 Result<Rep> HekaFs::Call(const Who& who, const std::string& cell, uint64_t volume,
                          const std::string& method, const Req& req) {
+  if (who.expired) return Expired(who);
   auto server = ServerOf(cell, volume);
   if (!server.ok()) return server.status();
   auto client = ClientFor(who, *server);
@@ -184,6 +202,7 @@ void HekaFs::Remember(const Who& who, const pb::FileStatus& st, int64_t callback
 }
 
 Result<pb::FileStatus> HekaFs::StatusOf(const Who& who, uint64_t ino) {
+  if (who.expired) return Expired(who);  // nothing from the cache either
   uint64_t generation = 0;
   {
     std::lock_guard lock(mu_);

@@ -172,7 +172,9 @@ class HekaFs {
   struct Who {
     std::string ccache;     // "" = the machine's connection (anonymous)
     std::string principal;  // "" = anonymous
+    bool expired = false;   // its ticket has expired: EACCES, from the cache too
   };
+  static Status Expired(const Who& who);
   struct Node;
   struct Handle;
   struct Server {
@@ -235,6 +237,7 @@ class HekaFs {
   std::map<uint64_t, std::shared_ptr<Handle>> handles_;    // mu_
   uint64_t next_fh_ = 1;                                   // mu_
   std::set<std::pair<uint64_t, uint64_t>> lockers_;       // mu_: (ino, owner) holding locks
+  std::set<std::pair<uid_t, int64_t>> expired_logged_;    // mu_: (uid, ticket end) logged
 
   // Kernel invalidations, done by inval_thread_ (never from a FUSE request).
   std::mutex inval_mu_;

@@ -543,3 +543,40 @@ TEST(CacheManagerTest, SqliteWithWritersOnTwoClients) {
 
 }  // namespace
 }  // namespace heka::cm
+
+namespace heka::cm {
+namespace {
+
+// An expired ticket: EACCES (from the cache too) and one log line; a new kinit works at once.
+TEST(CacheManagerTest, ExpiredTicketIsRefusedUntilANewKinit) {
+  World& w = TheWorld();
+  ASSERT_EQ(Sh("alice", "echo fresh > " + A("ticket.txt")).exit_code, 0);
+  std::string cc = SharedRealm().NewCcachePath("alice-short");
+  ASSERT_TRUE(SharedRealm().Kinit("alice", "alice-pw", cc, "6s").ok());
+  auto as_short = [&](const std::string& script) {
+    return testing::RunProcess({"/bin/sh", "-c", script}, {{"KRB5CCNAME", "FILE:" + cc}},
+                               seconds(60));
+  };
+  auto ok = as_short("cat " + A("ticket.txt"));
+  ASSERT_EQ(ok.exit_code, 0) << ok.output;
+  ASSERT_EQ(ok.output, "fresh\n");
+  testing::ProcessResult refused;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        refused = as_short("cat " + A("ticket.txt") + " 2>&1");
+        return refused.exit_code != 0;
+      },
+      seconds(30)))
+      << "the expired ticket kept working";
+  EXPECT_NE(refused.output.find("Permission denied"), std::string::npos) << refused.output;
+  std::ifstream log(w.mounts[0].log);
+  std::string all((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(all.find("has expired"), std::string::npos);
+  ASSERT_TRUE(SharedRealm().Kinit("alice", "alice-pw", cc).ok());
+  auto again = as_short("cat " + A("ticket.txt"));
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(again.output, "fresh\n");
+}
+
+}  // namespace
+}  // namespace heka::cm
