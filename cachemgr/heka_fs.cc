@@ -4,6 +4,8 @@
 #include "cachemgr/mount_point.h"
 
 #include <fcntl.h>
+#include <krb5.h>
+#include <pwd.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -163,6 +165,64 @@ Result<Rep> HekaFs::Call(const Who& who, const std::string& cell, uint64_t volum
   return r;
 }
 
+// ---- Owners as local users ----------------------------------------------------------------
+
+namespace {
+
+// The local user a principal maps to (krb5_aname_to_localname, then the password file).
+uid_t MapPrincipal(const std::string& principal) {
+  krb5_context ctx = nullptr;
+  if (krb5_init_context(&ctx) != 0) return HekaFs::kNobody;
+  uid_t uid = HekaFs::kNobody;
+  krb5_principal p = nullptr;
+  if (krb5_parse_name(ctx, principal.c_str(), &p) == 0) {
+    char name[256];
+    if (krb5_aname_to_localname(ctx, p, sizeof name, name) == 0) {
+      struct passwd pw, *found = nullptr;
+      std::vector<char> buf(16384);
+      if (getpwnam_r(name, &pw, buf.data(), buf.size(), &found) == 0 && found) uid = pw.pw_uid;
+    }
+    krb5_free_principal(ctx, p);
+  }
+  krb5_free_context(ctx);
+  return uid;
+}
+
+}  // namespace
+
+db::DbClient& HekaFs::DbFor(const Who& who) {
+  std::lock_guard lock(mu_);
+  auto& client = user_dbs_[who.ccache];
+  if (!client) {
+    db::DbClientOptions o;
+    o.members = *db::ParseMembers(options_.config->dbservers);
+    o.credentials.ccache = who.ccache;
+    client = std::make_unique<db::DbClient>(*options_.runtime, o);
+  }
+  return *client;
+}
+
+uid_t HekaFs::LocalUid(const Who& who, const std::string& cell, int64_t owner) {
+  if (owner <= 0) return kNobody;
+  {
+    std::lock_guard lock(mu_);
+    auto it = owners_.find({cell, owner});
+    if (it != owners_.end()) return it->second;
+  }
+  // PTDB entries are for the cell's users to read: ask with the caller's own ticket.
+  if (who.ccache.empty() || who.expired) return kNobody;
+  db::GetEntryRequest req;
+  req.set_cell(cell);
+  req.set_id(owner);
+  auto r = options_.runtime->BlockOn(DbFor(who).GetEntry(req));
+  if (!r.ok() && r.status().code() != Code::kNotFound) return kNobody;  // ask again later
+  uid_t uid = r.ok() && !r->entry().principal().empty() ? MapPrincipal(r->entry().principal())
+                                                        : kNobody;
+  std::lock_guard lock(mu_);
+  owners_[{cell, owner}] = uid;
+  return uid;
+}
+
 // ---- Inodes and the cache ------------------------------------------------------------------
 
 uint64_t HekaFs::InoOf(const pb::Fid& fid) {
@@ -246,10 +306,12 @@ double HekaFs::Timeout(const pb::FileStatus& st) const {
   return (st.anyuser_rights() & kL) ? kLongTimeout : 0.0;
 }
 
-struct stat HekaFs::StatOf(const pb::FileStatus& st, uint64_t ino) {
+struct stat HekaFs::StatOf(const Who& who, const pb::FileStatus& st, uint64_t ino) {
   struct stat s {};
   s.st_ino = ino;
   s.st_mode = TypeBits(st.type()) | (st.mode() & 07777);
+  s.st_uid = LocalUid(who, st.fid().cell(), st.owner());
+  s.st_gid = kNobody;
   s.st_nlink = st.link_count() == 0 ? 1 : st.link_count();
   s.st_size = static_cast<off_t>(st.size());
   s.st_blksize = 4096;
@@ -262,10 +324,10 @@ struct stat HekaFs::StatOf(const pb::FileStatus& st, uint64_t ino) {
   return s;
 }
 
-EntryOut HekaFs::EntryFor(const pb::FileStatus& st) {
+EntryOut HekaFs::EntryFor(const Who& who, const pb::FileStatus& st) {
   EntryOut e;
   e.ino = InoOf(st.fid());
-  e.st = StatOf(st, e.ino);
+  e.st = StatOf(who, st, e.ino);
   e.entry_timeout = Timeout(st);
   e.attr_timeout = Timeout(st);
   return e;
@@ -426,7 +488,7 @@ Result<EntryOut> HekaFs::Lookup(const Caller& c, uint64_t parent, const std::str
     auto it = nodes_.find(parent);
     if (it != nodes_.end()) it->second->kernel_names.insert(name);
   }
-  return EntryFor(*st);
+  return EntryFor(who, *st);
 }
 
 Result<AttrOut> HekaFs::GetAttr(const Caller& c, uint64_t ino) {
@@ -441,7 +503,7 @@ Result<AttrOut> HekaFs::GetAttr(const Caller& c, uint64_t ino) {
   Who who = WhoIs(c);
   auto st = StatusOf(who, ino);
   if (!st.ok()) return st.status();
-  out.st = StatOf(*st, ino);
+  out.st = StatOf(who, *st, ino);
   out.timeout = Timeout(*st);
   for (const auto& h : HandlesOf(ino)) {  // unstored writes show in the size
     std::lock_guard hl(h->mu);
@@ -610,7 +672,7 @@ Result<EntryOut> HekaFs::MkDir(const Caller& c, uint64_t parent, const std::stri
       it->second->kernel_names.insert(name);
     }
   }
-  return EntryFor(r->status());
+  return EntryFor(who, r->status());
 }
 
 Result<EntryOut> HekaFs::Symlink(const Caller& c, uint64_t parent, const std::string& name,
@@ -640,7 +702,7 @@ Result<EntryOut> HekaFs::MakeSymlink(const Who& who, uint64_t parent, const std:
       it->second->kernel_names.insert(name);
     }
   }
-  return EntryFor(r->status());
+  return EntryFor(who, r->status());
 }
 
 Result<EntryOut> HekaFs::Link(const Caller& c, uint64_t ino, uint64_t parent,
@@ -666,7 +728,7 @@ Result<EntryOut> HekaFs::Link(const Caller& c, uint64_t ino, uint64_t parent,
       it->second->kernel_names.insert(name);
     }
   }
-  return EntryFor(r->status());
+  return EntryFor(who, r->status());
 }
 
 Status HekaFs::Unlink(const Caller& c, uint64_t parent, const std::string& name) {
@@ -782,7 +844,7 @@ Result<AttrOut> HekaFs::SetAttr(const Caller& c, uint64_t ino, const SetAttrIn& 
     }
   }
   AttrOut out;
-  out.st = StatOf(r->status(), ino);
+  out.st = StatOf(who, r->status(), ino);
   out.timeout = Timeout(r->status());
   return out;
 }
@@ -921,7 +983,7 @@ Result<std::pair<EntryOut, uint64_t>> HekaFs::Create(const Caller& c, uint64_t p
       it->second->kernel_names.insert(name);
     }
   }
-  EntryOut e = EntryFor(r->status());
+  EntryOut e = EntryFor(who, r->status());
   auto h = std::make_shared<Handle>();
   h->ino = e.ino;
   h->fid = r->status().fid();

@@ -88,6 +88,7 @@ struct HekaFsOptions {
 class HekaFs {
  public:
   static constexpr uint64_t kRootIno = 1;
+  static constexpr uid_t kNobody = 65534;
 
   explicit HekaFs(HekaFsOptions options);
   ~HekaFs();
@@ -204,8 +205,12 @@ class HekaFs {
   Result<pb::FileStatus> StatusOf(const Who& who, uint64_t ino);
   void Remember(const Who& who, const pb::FileStatus& st, int64_t callback_expires);
   uint32_t RightsOf(const Who& who, uint64_t ino);
-  EntryOut EntryFor(const pb::FileStatus& st);
-  struct stat StatOf(const pb::FileStatus& st, uint64_t ino);
+  EntryOut EntryFor(const Who& who, const pb::FileStatus& st);
+  struct stat StatOf(const Who& who, const pb::FileStatus& st, uint64_t ino);
+  // The local uid of a vnode's owner (a PTDB id of `cell`): the user its principal maps to
+  // with krb5_aname_to_localname, else nobody. Looked up once with `who`'s ticket.
+  uid_t LocalUid(const Who& who, const std::string& cell, int64_t owner);
+  db::DbClient& DbFor(const Who& who);
   double Timeout(const pb::FileStatus& st) const;
   void Forget(const pb::Fid& fid);
   void ForgetEntries(uint64_t dir_ino);
@@ -238,6 +243,8 @@ class HekaFs {
   uint64_t next_fh_ = 1;                                   // mu_
   std::set<std::pair<uint64_t, uint64_t>> lockers_;       // mu_: (ino, owner) holding locks
   std::set<std::pair<uid_t, int64_t>> expired_logged_;    // mu_: (uid, ticket end) logged
+  std::map<std::pair<std::string, int64_t>, uid_t> owners_;  // mu_: (cell, PTDB id) -> uid
+  std::map<std::string, std::unique_ptr<db::DbClient>> user_dbs_;  // mu_: by ccache
 
   // Kernel invalidations, done by inval_thread_ (never from a FUSE request).
   std::mutex inval_mu_;

@@ -580,3 +580,27 @@ TEST(CacheManagerTest, ExpiredTicketIsRefusedUntilANewKinit) {
 
 }  // namespace
 }  // namespace heka::cm
+
+namespace heka::cm {
+namespace {
+
+// Owners show as the local user their principal maps to (krb5_aname_to_localname), else nobody.
+TEST(CacheManagerTest, OwnersShowAsLocalUsersOrNobody) {
+  World& w = TheWorld();
+  ASSERT_TRUE(SharedRealm().AddUser("heka-test-owner", "heka-test-owner-pw").ok());
+  db::Command user;
+  user.mutable_create_user()->set_cell("acme");
+  user.mutable_create_user()->set_principal("heka-test-owner@HEKA.TEST");
+  ASSERT_TRUE(w.runtime.BlockOn(w.db->Write(user)).ok());
+  UnixUser owner = MakeUnixUser("heka-test-owner", "heka-test-owner");
+  auto made = As(owner, "echo mine > " + A("owned.txt") + " && stat -c %U " + A("owned.txt"));
+  EXPECT_EQ(made.exit_code, 0) << made.output;
+  EXPECT_EQ(made.output, "heka-test-owner\n");
+  ASSERT_EQ(Sh("alice", "echo hers > " + A("alices.txt")).exit_code, 0);
+  EXPECT_EQ(Sh("bob", "stat -c %U " + B("owned.txt") + " " + B("alices.txt")).output,
+            "heka-test-owner\nnobody\n")
+      << "alice@HEKA.TEST maps to no local user here";
+}
+
+}  // namespace
+}  // namespace heka::cm
