@@ -55,6 +55,7 @@ HekaFs::~HekaFs() {
 HekaFs::Who HekaFs::WhoIs(const Caller& c) {
   CallerCreds creds = options_.resolver->Resolve(c.uid, c.gid, c.pid);
   Who who{creds.ccache, creds.principal};
+  who.uid = c.uid;
   int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                     std::chrono::system_clock::now().time_since_epoch())
                     .count();
@@ -202,8 +203,27 @@ db::DbClient& HekaFs::DbFor(const Who& who) {
   return *client;
 }
 
+int64_t HekaFs::SelfId(const Who& who, const std::string& cell) {
+  if (who.principal.empty() || who.expired) return 0;
+  {
+    std::lock_guard lock(mu_);
+    auto it = self_ids_.find({cell, who.principal});
+    if (it != self_ids_.end()) return it->second;
+  }
+  db::GetCpsRequest req;
+  req.set_cell(cell);
+  req.set_principal(who.principal);
+  auto r = options_.runtime->BlockOn(DbFor(who).GetCps(req));
+  if (!r.ok()) return 0;
+  std::lock_guard lock(mu_);
+  self_ids_[{cell, who.principal}] = r->user_id();
+  return r->user_id();
+}
+
 uid_t HekaFs::LocalUid(const Who& who, const std::string& cell, int64_t owner) {
   if (owner <= 0) return kNobody;
+  // The caller's own files are the caller's, whatever local name its principal maps to.
+  if (owner == SelfId(who, cell)) return who.uid;
   {
     std::lock_guard lock(mu_);
     auto it = owners_.find({cell, owner});

@@ -174,6 +174,7 @@ class HekaFs {
     std::string ccache;     // "" = the machine's connection (anonymous)
     std::string principal;  // "" = anonymous
     bool expired = false;   // its ticket has expired: EACCES, from the cache too
+    uid_t uid = 0;          // the local user asking
   };
   static Status Expired(const Who& who);
   struct Node;
@@ -209,7 +210,9 @@ class HekaFs {
   struct stat StatOf(const Who& who, const pb::FileStatus& st, uint64_t ino);
   // The local uid of a vnode's owner (a PTDB id of `cell`): the user its principal maps to
   // with krb5_aname_to_localname, else nobody. Looked up once with `who`'s ticket.
+  // Files the caller owns show as the caller's.
   uid_t LocalUid(const Who& who, const std::string& cell, int64_t owner);
+  int64_t SelfId(const Who& who, const std::string& cell);  // the caller's PTDB id (0: none)
   db::DbClient& DbFor(const Who& who);
   double Timeout(const pb::FileStatus& st) const;
   void Forget(const pb::Fid& fid);
@@ -244,6 +247,7 @@ class HekaFs {
   std::set<std::pair<uint64_t, uint64_t>> lockers_;       // mu_: (ino, owner) holding locks
   std::set<std::pair<uid_t, int64_t>> expired_logged_;    // mu_: (uid, ticket end) logged
   std::map<std::pair<std::string, int64_t>, uid_t> owners_;  // mu_: (cell, PTDB id) -> uid
+  std::map<std::pair<std::string, std::string>, int64_t> self_ids_;  // mu_: (cell, principal)
   std::map<std::string, std::unique_ptr<db::DbClient>> user_dbs_;  // mu_: by ccache
 
   // Kernel invalidations, done by inval_thread_ (never from a FUSE request).

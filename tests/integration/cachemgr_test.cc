@@ -600,6 +600,8 @@ TEST(CacheManagerTest, OwnersShowAsLocalUsersOrNobody) {
   EXPECT_EQ(Sh("bob", "stat -c %U " + B("owned.txt") + " " + B("alices.txt")).output,
             "heka-test-owner\nnobody\n")
       << "alice@HEKA.TEST maps to no local user here";
+  EXPECT_EQ(Sh("alice", "stat -c %U " + A("alices.txt")).output, "root\n")
+      << "one's own files are one's own (these tests run as root)";
 }
 
 }  // namespace
