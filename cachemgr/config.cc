@@ -20,6 +20,7 @@ Result<CacheManagerConfig> CacheManagerConfig::Load(const std::string& path) {
   out.principal = c["principal"].value_or<std::string>("");
   out.state_dir = c["state_dir"].value_or<std::string>("");
   out.private_mount = c["private"].value_or<bool>(false);
+  out.private_uid = c["private_uid"].value_or<int64_t>(-1);
   out.control_socket = c["control_socket"].value_or<std::string>(std::string(out.control_socket));
   if (auto* cells = c["cells"].as_array()) {
     for (auto& v : *cells) out.cells.push_back(v.value_or<std::string>(""));

@@ -7,7 +7,8 @@
 //   keytab = "/etc/heka/host.keytab"           # the machine's own key: VLDB lookups and callers
 //   principal = "host/client1.example.org@EXAMPLE.ORG"   # without tickets (system:anyuser)
 //   state_dir = "/var/lib/heka/cachemgr"       # the cache manager's uuid, private ccache copies
-//   private = false                            # true: only the mounting uid, long kernel caching
+//   private = false                            # true: one user's mount, long kernel caching
+//   private_uid = 1000                         # that user (default: the mount point's owner)
 //   control_socket = "/run/heka-cachemgr.sock"  # `heka fs` asks here (mode 0666); "" = none
 #pragma once
 
@@ -26,6 +27,7 @@ struct CacheManagerConfig {
   std::string principal;
   std::string state_dir;
   bool private_mount = false;
+  int64_t private_uid = -1;
   // The control socket `heka fs` talks to. Default "/run/heka-cachemgr.sock", where the CLI
   // looks unless -socket or $HEKA_CACHEMGR_SOCKET says otherwise; "" = no control socket.
   std::string control_socket = "/run/heka-cachemgr.sock";

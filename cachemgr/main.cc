@@ -4,6 +4,7 @@
 #define FUSE_USE_VERSION 35
 #include <fuse3/fuse_lowlevel.h>
 #include <getopt.h>
+#include <sys/stat.h>
 #include <sys/file.h>
 #include <openssl/rand.h>
 #include <signal.h>
@@ -26,6 +27,8 @@ using namespace heka;
 using namespace heka::cm;
 
 HekaFs* g_fs = nullptr;
+// A private mount serves this uid only (-1: a shared mount).
+int64_t g_private_uid = -1;
 // flock owners live apart from fcntl owners.
 constexpr uint64_t kFlockOwnerBit = 1ull << 63;
 fuse_session* g_session = nullptr;
@@ -36,6 +39,15 @@ Caller CallerOf(fuse_req_t req) {
 }
 
 void ReplyError(fuse_req_t req, const Status& s) { fuse_reply_err(req, ErrnoOf(s)); }
+
+// True (and the request answered with EACCES) when a private mount is asked by anyone else.
+bool Refused(fuse_req_t req) {
+  if (g_private_uid < 0 || fuse_req_ctx(req)->uid == static_cast<uid_t>(g_private_uid)) {
+    return false;
+  }
+  fuse_reply_err(req, EACCES);
+  return true;
+}
 
 fuse_entry_param EntryParam(const EntryOut& e) {
   fuse_entry_param p{};
@@ -48,6 +60,7 @@ fuse_entry_param EntryParam(const EntryOut& e) {
 }
 
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  if (Refused(req)) return;
   auto r = g_fs->Lookup(CallerOf(req), parent, name);
   if (!r.ok()) {
     if (r.status().code() == Code::kNotFound) {
@@ -63,12 +76,14 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 }
 
 void OpGetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  if (Refused(req)) return;
   auto r = g_fs->GetAttr(CallerOf(req), ino);
   if (!r.ok()) return ReplyError(req, r.status());
   fuse_reply_attr(req, &r->st, r->timeout);
 }
 
 void OpSetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
+  if (Refused(req)) return;
   SetAttrIn in;
   if (to_set & FUSE_SET_ATTR_MODE) in.mode = attr->st_mode;
   if (to_set & FUSE_SET_ATTR_SIZE) in.size = static_cast<uint64_t>(attr->st_size);
@@ -91,12 +106,14 @@ void OpSetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
 }
 
 void OpReadLink(fuse_req_t req, fuse_ino_t ino) {
+  if (Refused(req)) return;
   auto r = g_fs->ReadLink(CallerOf(req), ino);
   if (!r.ok()) return ReplyError(req, r.status());
   fuse_reply_readlink(req, r->c_str());
 }
 
 void OpMkDir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  if (Refused(req)) return;
   auto r = g_fs->MkDir(CallerOf(req), parent, name, mode);
   if (!r.ok()) return ReplyError(req, r.status());
   fuse_entry_param p = EntryParam(*r);
@@ -104,14 +121,17 @@ void OpMkDir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
 }
 
 void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  if (Refused(req)) return;
   fuse_reply_err(req, ErrnoOf(g_fs->Unlink(CallerOf(req), parent, name)));
 }
 
 void OpRmDir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  if (Refused(req)) return;
   fuse_reply_err(req, ErrnoOf(g_fs->RmDir(CallerOf(req), parent, name)));
 }
 
 void OpSymlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
+  if (Refused(req)) return;
   auto r = g_fs->Symlink(CallerOf(req), parent, name, target);
   if (!r.ok()) return ReplyError(req, r.status());
   fuse_entry_param p = EntryParam(*r);
@@ -120,6 +140,7 @@ void OpSymlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char
 
 void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
               const char* newname, unsigned int flags) {
+  if (Refused(req)) return;
   if (flags != 0) {  // RENAME_NOREPLACE / RENAME_EXCHANGE: not yet
     fuse_reply_err(req, EINVAL);
     return;
@@ -128,6 +149,7 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
 }
 
 void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  if (Refused(req)) return;
   auto r = g_fs->Link(CallerOf(req), ino, newparent, newname);
   if (!r.ok()) return ReplyError(req, r.status());
   fuse_entry_param p = EntryParam(*r);
@@ -135,6 +157,7 @@ void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* ne
 }
 
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  if (Refused(req)) return;
   auto r = g_fs->Open(CallerOf(req), ino, fi->flags);
   if (!r.ok()) return ReplyError(req, r.status());
   fi->fh = *r;
@@ -144,6 +167,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
               fuse_file_info* fi) {
+  if (Refused(req)) return;
   auto r = g_fs->Create(CallerOf(req), parent, name, mode, fi->flags);
   if (!r.ok()) return ReplyError(req, r.status());
   fi->fh = r->second;
@@ -185,6 +209,7 @@ void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 }
 
 void OpReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  if (Refused(req)) return;
   auto r = g_fs->ReadDir(CallerOf(req), ino);
   if (!r.ok()) return ReplyError(req, r.status());
   std::vector<DirEntryOut> all = {{".", ino, S_IFDIR}, {"..", HekaFs::kRootIno, S_IFDIR}};
@@ -204,6 +229,7 @@ void OpReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
 }
 
 void OpStatFs(fuse_req_t req, fuse_ino_t ino) {
+  if (Refused(req)) return;
   auto r = g_fs->StatFs(CallerOf(req), ino);
   if (!r.ok()) return ReplyError(req, r.status());
   fuse_reply_statfs(req, &*r);
@@ -223,6 +249,7 @@ uint64_t LengthOf(const struct flock* lock) {
 }
 
 void OpGetLk(fuse_req_t req, fuse_ino_t, fuse_file_info* fi, struct flock* lock) {
+  if (Refused(req)) return;
   auto r = g_fs->LockFree(fi->fh, fi->lock_owner, lock->l_type == F_WRLCK,
                           static_cast<uint64_t>(lock->l_start), LengthOf(lock));
   if (!r.ok()) return ReplyError(req, r.status());
@@ -232,6 +259,7 @@ void OpGetLk(fuse_req_t req, fuse_ino_t, fuse_file_info* fi, struct flock* lock)
 }
 
 void OpSetLk(fuse_req_t req, fuse_ino_t, fuse_file_info* fi, struct flock* lock, int sleep) {
+  if (Refused(req)) return;
   Status s = g_fs->SetLock(fi->fh, fi->lock_owner, lock->l_type == F_WRLCK,
                            lock->l_type == F_UNLCK, static_cast<uint64_t>(lock->l_start),
                            LengthOf(lock), sleep != 0,
@@ -240,6 +268,7 @@ void OpSetLk(fuse_req_t req, fuse_ino_t, fuse_file_info* fi, struct flock* lock,
 }
 
 void OpFlock(fuse_req_t req, fuse_ino_t, fuse_file_info* fi, int op) {
+  if (Refused(req)) return;
   uint64_t owner = fi->lock_owner | kFlockOwnerBit;
   bool unlock = (op & LOCK_UN) != 0;
   Status s = g_fs->SetLock(fi->fh, owner, (op & LOCK_EX) != 0, unlock, 0, 0,
@@ -334,11 +363,16 @@ int Run(const std::string& config_path) {
 
   std::vector<std::string> argv_strings = {"heka-cachemgr", "-o", "fsname=heka",
                                            "-o", "subtype=heka"};
-  // A shared mount serves every local user (each with their own credentials); a private one
-  // only the uid that mounted it.
-  if (!config->private_mount) {
-    argv_strings.push_back("-o");
-    argv_strings.push_back("allow_other");
+  // A shared mount serves every local user, each with their own credentials. A private one
+  // serves only private_uid (default: the owner of the mount point), which lets the kernel
+  // cache for long; the kernel lets everybody in (allow_other) and the daemon refuses others.
+  argv_strings.push_back("-o");
+  argv_strings.push_back("allow_other");
+  if (config->private_mount) {
+    struct stat mp {};
+    g_private_uid = config->private_uid >= 0 ? config->private_uid
+                    : stat(config->mountpoint.c_str(), &mp) == 0 ? mp.st_uid
+                                                                : 0;
   }
   std::vector<char*> argv;
   for (auto& a : argv_strings) argv.push_back(a.data());
@@ -367,8 +401,9 @@ int Run(const std::string& config_path) {
     fuse_session_destroy(g_session);
     return 1;
   }
-  spdlog::info("heka-cachemgr {} mounted {} ({} mount)", fo.client_uuid, config->mountpoint,
-               config->private_mount ? "private" : "shared");
+  spdlog::info("heka-cachemgr {} mounted {} ({} mount{})", fo.client_uuid, config->mountpoint,
+               config->private_mount ? "private" : "shared",
+               config->private_mount ? " of uid " + std::to_string(g_private_uid) : "");
   ControlHandlerOptions co;
   co.fs = fs.get();
   co.resolver = &resolver;

@@ -55,10 +55,11 @@ struct World {
 };
 
 bool Mounted(const std::string& dir) {
-  struct stat a {}, b {};
-  if (stat(dir.c_str(), &a) != 0) return false;
-  if (stat((dir + "/..").c_str(), &b) != 0) return false;
-  return a.st_dev != b.st_dev;
+  std::ifstream mounts("/proc/mounts");
+  for (std::string line; std::getline(mounts, line);) {
+    if (line.find(" " + dir + " fuse.heka ") != std::string::npos) return true;
+  }
+  return false;
 }
 
 Mount StartMount(World& w, const std::string& name, const std::string& keytab,
@@ -602,6 +603,51 @@ TEST(CacheManagerTest, OwnersShowAsLocalUsersOrNobody) {
       << "alice@HEKA.TEST maps to no local user here";
   EXPECT_EQ(Sh("alice", "stat -c %U " + A("alices.txt")).output, "root\n")
       << "one's own files are one's own (these tests run as root)";
+}
+
+}  // namespace
+}  // namespace heka::cm
+
+namespace heka::cm {
+namespace {
+
+// A private mount: one local user's, long kernel caching, and still coherent through
+// callbacks. Nobody else gets in, root included.
+TEST(CacheManagerTest, PrivateMountServesOnlyItsUserAndStaysCoherent) {
+  World& w = TheWorld();
+  UnixUser a = MakeUnixUser("heka-test-a", "alice");
+  UnixUser b = MakeUnixUser("heka-test-b", "bob");
+  std::string base = SharedRealm().dir() + "/private";
+  std::filesystem::create_directories(base + "/mnt");
+  std::filesystem::create_directories(base + "/state");
+  ASSERT_EQ(chown((base + "/mnt").c_str(), a.uid, a.gid), 0);
+  auto kt = SharedRealm().AddService(SharedRealm().Principal("heka/private-client"));
+  ASSERT_TRUE(kt.ok());
+  std::string config = base + "/cachemgr.toml";
+  std::ofstream(config) << "[cachemgr]\nmountpoint = \"" << base << "/mnt\"\ndbservers = \""
+                        << w.cell->db().dbservers() << "\"\ncells = [\"acme\"]\nkeytab = \"" << *kt
+                        << "\"\nprincipal = \"" << SharedRealm().Principal("heka/private-client")
+                        << "\"\nstate_dir = \"" << base << "/state\"\nprivate = true\n"
+                        << "control_socket = \"" << base << "/control.sock\"\n";
+  ASSERT_EQ(Sh("alice", "echo p1 > " + A("private.txt")).exit_code, 0);
+  pid_t daemon = testing::Spawn({testing::BinDir() + "/heka-cachemgr", "--config", config, "--log",
+                                 base + "/cachemgr.log"});
+  ASSERT_TRUE(WaitFor([&] { return Mounted(base + "/mnt"); }, seconds(20)));
+  std::string file = base + "/mnt/acme/private.txt";
+  auto mine = As(a, "cat " + file);
+  EXPECT_EQ(mine.exit_code, 0) << mine.output;
+  EXPECT_EQ(mine.output, "p1\n");
+  for (const std::string& cmd : {"ls " + base + "/mnt/acme", "cat " + file}) {
+    auto other = As(b, cmd + " 2>&1");
+    EXPECT_NE(other.exit_code, 0) << "another local user got into a private mount: " << cmd;
+    EXPECT_NE(other.output.find("Permission denied"), std::string::npos) << other.output;
+  }
+  EXPECT_NE(Sh("alice", "cat " + file).exit_code, 0) << "root is another user too";
+  // Another client changes the file: the private mount's long-cached copy is invalidated.
+  ASSERT_EQ(Sh("bob", "echo p2 > " + B("private.txt")).exit_code, 0);
+  EXPECT_EQ(As(a, "cat " + file).output, "p2\n");
+  testing::StopChild(daemon);
+  testing::RunProcess({"fusermount3", "-u", "-z", base + "/mnt"});
 }
 
 }  // namespace
