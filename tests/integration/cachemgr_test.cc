@@ -632,6 +632,14 @@ TEST(CacheManagerTest, PrivateMountServesOnlyItsUserAndStaysCoherent) {
   ASSERT_EQ(Sh("alice", "echo p1 > " + A("private.txt")).exit_code, 0);
   pid_t daemon = testing::Spawn({testing::BinDir() + "/heka-cachemgr", "--config", config, "--log",
                                  base + "/cachemgr.log"});
+  struct Unmount {  // also when an assertion ends the test early
+    pid_t pid;
+    std::string dir;
+    ~Unmount() {
+      testing::StopChild(pid);
+      testing::RunProcess({"fusermount3", "-u", "-z", dir});
+    }
+  } unmount{daemon, base + "/mnt"};
   ASSERT_TRUE(WaitFor([&] { return Mounted(base + "/mnt"); }, seconds(20)));
   std::string file = base + "/mnt/acme/private.txt";
   auto mine = As(a, "cat " + file);
@@ -646,8 +654,6 @@ TEST(CacheManagerTest, PrivateMountServesOnlyItsUserAndStaysCoherent) {
   // Another client changes the file: the private mount's long-cached copy is invalidated.
   ASSERT_EQ(Sh("bob", "echo p2 > " + B("private.txt")).exit_code, 0);
   EXPECT_EQ(As(a, "cat " + file).output, "p2\n");
-  testing::StopChild(daemon);
-  testing::RunProcess({"fusermount3", "-u", "-z", base + "/mnt"});
 }
 
 }  // namespace
