@@ -322,18 +322,57 @@ std::string ClientUuid(const std::string& state_dir) {
   return uuid;
 }
 
-int Run(const std::string& config_path) {
+int Run(const std::string& config_path, const std::string& mountpoint, bool daemonize) {
   auto config = CacheManagerConfig::Load(config_path);
   if (!config.ok()) {
     spdlog::critical("{}", config.status().ToString());
     return 1;
   }
+  if (!mountpoint.empty()) config->mountpoint = mountpoint;
   std::error_code ec;
   std::filesystem::create_directories(config->state_dir, ec);
   std::filesystem::permissions(config->state_dir, std::filesystem::perms::owner_all, ec);
   auto members = db::ParseMembers(config->dbservers);
   if (!members.ok()) {
     spdlog::critical("{}: dbservers: {}", config_path, members.status().ToString());
+    return 1;
+  }
+  std::vector<std::string> argv_strings = {"heka-cachemgr", "-o", "fsname=heka",
+                                           "-o", "subtype=heka"};
+  // A shared mount serves every local user, each with their own credentials. A private one
+  // serves only private_uid (default: the owner of the mount point), which lets the kernel
+  // cache for long; the kernel lets everybody in (allow_other) and the daemon refuses others.
+  argv_strings.push_back("-o");
+  argv_strings.push_back("allow_other");
+  if (config->private_mount) {
+    struct stat mp {};
+    g_private_uid = config->private_uid >= 0 ? config->private_uid
+                    : stat(config->mountpoint.c_str(), &mp) == 0 ? mp.st_uid
+                                                                : 0;
+  }
+  std::vector<char*> argv;
+  for (auto& a : argv_strings) argv.push_back(a.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  fuse_lowlevel_ops ops = Ops();
+  g_session = fuse_session_new(&args, &ops, sizeof ops, nullptr);
+  if (!g_session) {
+    spdlog::critical("cannot create the FUSE session");
+    return 1;
+  }
+  if (fuse_set_signal_handlers(g_session) != 0) {
+    spdlog::critical("cannot set signal handlers");
+    return 1;
+  }
+  if (fuse_session_mount(g_session, config->mountpoint.c_str()) != 0) {
+    spdlog::critical("cannot mount {}: is it an existing empty directory, and is /dev/fuse "
+                     "usable?", config->mountpoint);
+    fuse_remove_signal_handlers(g_session);
+    fuse_session_destroy(g_session);
+    return 1;
+  }
+  // mount(8) (fstab): background only once the mount is there, and before any thread starts.
+  if (daemonize && fuse_daemonize(0) != 0) {
+    spdlog::critical("cannot go to the background");
     return 1;
   }
   rpc::Runtime runtime({2, 4});
@@ -361,28 +400,6 @@ int Run(const std::string& config_path) {
   auto fs = std::make_unique<HekaFs>(fo);
   g_fs = fs.get();
 
-  std::vector<std::string> argv_strings = {"heka-cachemgr", "-o", "fsname=heka",
-                                           "-o", "subtype=heka"};
-  // A shared mount serves every local user, each with their own credentials. A private one
-  // serves only private_uid (default: the owner of the mount point), which lets the kernel
-  // cache for long; the kernel lets everybody in (allow_other) and the daemon refuses others.
-  argv_strings.push_back("-o");
-  argv_strings.push_back("allow_other");
-  if (config->private_mount) {
-    struct stat mp {};
-    g_private_uid = config->private_uid >= 0 ? config->private_uid
-                    : stat(config->mountpoint.c_str(), &mp) == 0 ? mp.st_uid
-                                                                : 0;
-  }
-  std::vector<char*> argv;
-  for (auto& a : argv_strings) argv.push_back(a.data());
-  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
-  fuse_lowlevel_ops ops = Ops();
-  g_session = fuse_session_new(&args, &ops, sizeof ops, nullptr);
-  if (!g_session) {
-    spdlog::critical("cannot create the FUSE session");
-    return 1;
-  }
   fs->inval_inode = [](uint64_t ino) {
     int rc = fuse_lowlevel_notify_inval_inode(g_session, ino, 0, 0);
     if (rc != 0 && rc != -ENOENT) spdlog::debug("inval inode {}: {}", ino, std::strerror(-rc));
@@ -390,18 +407,7 @@ int Run(const std::string& config_path) {
   fs->inval_entry = [](uint64_t parent, const std::string& name) {
     fuse_lowlevel_notify_inval_entry(g_session, parent, name.c_str(), name.size());
   };
-  if (fuse_set_signal_handlers(g_session) != 0) {
-    spdlog::critical("cannot set signal handlers");
-    return 1;
-  }
-  if (fuse_session_mount(g_session, config->mountpoint.c_str()) != 0) {
-    spdlog::critical("cannot mount {}: is it an existing empty directory, and is /dev/fuse "
-                     "usable?", config->mountpoint);
-    fuse_remove_signal_handlers(g_session);
-    fuse_session_destroy(g_session);
-    return 1;
-  }
-  spdlog::info("heka-cachemgr {} mounted {} ({} mount{})", fo.client_uuid, config->mountpoint,
+  spdlog::info("heka-cachemgr {} serving {} ({} mount{})", fo.client_uuid, config->mountpoint,
                config->private_mount ? "private" : "shared",
                config->private_mount ? " of uid " + std::to_string(g_private_uid) : "");
   ControlHandlerOptions co;
@@ -435,25 +441,49 @@ int Run(const std::string& config_path) {
 
 }  // namespace
 
+// Two ways to start it:
+//   heka-cachemgr --config FILE [--log FILE]          (systemd, heka-local: stays in front)
+//   heka-cachemgr CONFIG MOUNTPOINT [-o OPTIONS]      (mount -t fuse.heka-cachemgr CONFIG DIR,
+//                                                      from /etc/fstab; goes to the background)
+// -o takes mount(8)'s options; log=FILE is ours, the rest (rw, nosuid, ...) are ignored.
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
-  std::string config, log;
+  std::string config, log, mountpoint;
   static option opts[] = {{"config", required_argument, nullptr, 'c'},
                           {"log", required_argument, nullptr, 'l'},
                           {nullptr, 0, nullptr, 0}};
-  for (int c; (c = getopt_long_only(argc, argv, "", opts, nullptr)) != -1;) {
+  auto usage = [] {
+    std::fprintf(stderr,
+                 "usage: heka-cachemgr --config FILE [--log FILE]\n"
+                 "       heka-cachemgr CONFIG MOUNTPOINT [-o log=FILE,...]   (mount -t "
+                 "fuse.heka-cachemgr)\n");
+    return 2;
+  };
+  for (int c; (c = getopt_long_only(argc, argv, "o:", opts, nullptr)) != -1;) {
     switch (c) {
       case 'c': config = optarg; break;
       case 'l': log = optarg; break;
-      default:
-        std::fprintf(stderr, "usage: heka-cachemgr --config FILE [--log FILE]\n");
-        return 2;
+      case 'o': {
+        std::string list = optarg;
+        for (size_t pos = 0; pos <= list.size();) {
+          size_t comma = std::min(list.find(',', pos), list.size());
+          std::string item = list.substr(pos, comma - pos);
+          if (item.rfind("log=", 0) == 0) log = item.substr(4);
+          pos = comma + 1;
+        }
+        break;
+      }
+      default: return usage();
     }
   }
-  if (config.empty() || optind != argc) {
-    std::fprintf(stderr, "usage: heka-cachemgr --config FILE [--log FILE]\n");
-    return 2;
+  bool fstab = false;
+  if (config.empty() && argc - optind == 2) {
+    config = argv[optind];
+    mountpoint = argv[optind + 1];
+    fstab = true;
+  } else if (config.empty() || optind != argc) {
+    return usage();
   }
   heka::InitLogging({"heka-cachemgr", "", log});
-  return Run(config);
+  return Run(config, mountpoint, fstab);
 }

@@ -658,3 +658,39 @@ TEST(CacheManagerTest, PrivateMountServesOnlyItsUserAndStaysCoherent) {
 
 }  // namespace
 }  // namespace heka::cm
+
+namespace heka::cm {
+namespace {
+
+// /etc/fstab style: mount(8) runs heka-cachemgr CONFIG DIR -o ..., which goes to the
+// background once mounted; umount(8) ends it.
+TEST(CacheManagerTest, MountAndUmountLikeAnyFileSystem) {
+  World& w = TheWorld();
+  std::string base = SharedRealm().dir() + "/fstab";
+  std::filesystem::create_directories(base + "/mnt");
+  auto kt = SharedRealm().AddService(SharedRealm().Principal("heka/fstab-client"));
+  ASSERT_TRUE(kt.ok());
+  std::string config = base + "/cachemgr.toml";
+  std::ofstream(config) << "[cachemgr]\nmountpoint = \"/nonexistent\"\ndbservers = \""
+                        << w.cell->db().dbservers() << "\"\ncells = [\"acme\"]\nkeytab = \"" << *kt
+                        << "\"\nprincipal = \"" << SharedRealm().Principal("heka/fstab-client")
+                        << "\"\nstate_dir = \"" << base << "/state\"\ncontrol_socket = \"" << base
+                        << "/control.sock\"\n";
+  // mount(8) runs helpers with a safe PATH: name the program in the source, as fstab can
+  // ("/usr/lib/heka/heka-cachemgr#/etc/heka/cachemgr.toml /heka fuse nosuid 0 0").
+  auto mounted = testing::RunProcess({"mount", "-t", "fuse", "-o",
+                                      "nosuid,log=" + base + "/cachemgr.log",
+                                      testing::BinDir() + "/heka-cachemgr#" + config, base + "/mnt"});
+  ASSERT_EQ(mounted.exit_code, 0) << mounted.output;
+  EXPECT_TRUE(Mounted(base + "/mnt")) << "mount(8) returned before the mount was there";
+  EXPECT_EQ(Sh("alice", "echo via fstab > " + base + "/mnt/acme/fstab.txt && cat " + A("fstab.txt"))
+                .output,
+            "via fstab\n");
+  auto unmounted = testing::RunProcess({"umount", base + "/mnt"});
+  EXPECT_EQ(unmounted.exit_code, 0) << unmounted.output;
+  EXPECT_FALSE(Mounted(base + "/mnt"));
+  if (Mounted(base + "/mnt")) testing::RunProcess({"fusermount3", "-u", "-z", base + "/mnt"});
+}
+
+}  // namespace
+}  // namespace heka::cm
