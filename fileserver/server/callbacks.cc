@@ -155,7 +155,7 @@ void Callbacks::SendAllBreak(const std::string& uuid) {
   all.set_all(true);
   asio::co_spawn(runtime_.executor(),
                  conn->Call<pb::BreakReply>(kBreakMethod, all, std::chrono::seconds(60)),
-                 [](std::exception_ptr, Result<pb::BreakReply>) {});
+                 [conn](std::exception_ptr, Result<pb::BreakReply>) {});  // conn: kept alive
 }
 
 rpc::awaitable<void> Callbacks::Break(std::vector<pb::Fid> changed, std::string except) {
@@ -208,7 +208,9 @@ rpc::awaitable<void> Callbacks::Break(std::vector<pb::Fid> changed, std::string 
     asio::co_spawn(runtime_.executor(),
                    holders[i].conn->Call<pb::BreakReply>(kBreakMethod, holders[i].request,
                                                      options_.bound),
-                   [round, i](std::exception_ptr e, Result<pb::BreakReply> r) {
+                   [round, i, conn = holders[i].conn](std::exception_ptr e,
+                                                      Result<pb::BreakReply> r) {
+                     (void)conn;  // keeps the connection alive until the call is done
                      std::function<void()> f;
                      {
                        std::lock_guard lock(round->mu);
