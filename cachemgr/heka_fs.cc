@@ -649,27 +649,27 @@ Result<struct statvfs> HekaFs::StatFs(const Caller& c, uint64_t ino) {
 
 // ---- Changes ---------------------------------------------------------------------------------
 
-void HekaFs::ForgetEntries(uint64_t dir_ino) {
+void HekaFs::OwnChange(uint64_t dir_ino, const pb::FileStatus* dir_status,
+                       const std::string& name, const pb::Fid* fid) {
   std::lock_guard lock(mu_);
   auto it = nodes_.find(dir_ino);
   if (it == nodes_.end()) return;
-  it->second->entries.clear();
-  it->second->listed = false;
-}
-
-namespace {
-
-// After our own change of a directory: its new status, and its listing patched by the caller.
-void UpdateDir(std::map<std::string, pb::Fid>* entries, bool /*listed*/, const std::string& name,
-               const pb::Fid* fid) {
+  Node& dir = *it->second;
+  if (dir_status) dir.status = *dir_status;
   if (fid) {
-    (*entries)[name] = *fid;
+    dir.entries[name] = *fid;
+    dir.kernel_names.insert(name);
   } else {
-    entries->erase(name);
+    dir.entries.erase(name);
   }
 }
 
-}  // namespace
+Result<EntryOut> HekaFs::Created(const Who& who, uint64_t parent, const std::string& name,
+                                 const pb::CreateReply& r) {
+  Remember(who, r.status(), r.callback().expires_ns());
+  OwnChange(parent, r.has_dir_status() ? &r.dir_status() : nullptr, name, &r.status().fid());
+  return EntryFor(who, r.status());
+}
 
 Result<EntryOut> HekaFs::MkDir(const Caller& c, uint64_t parent, const std::string& name,
                                mode_t mode) {
@@ -682,17 +682,7 @@ Result<EntryOut> HekaFs::MkDir(const Caller& c, uint64_t parent, const std::stri
   req.set_mode(mode & 07777);
   auto r = Call<pb::CreateReply>(who, dir->cell(), dir->volume(), "MakeDir", req);
   if (!r.ok()) return r.status();
-  Remember(who, r->status(), r->callback().expires_ns());
-  {
-    std::lock_guard lock(mu_);
-    auto it = nodes_.find(parent);
-    if (it != nodes_.end()) {
-      if (r->has_dir_status()) it->second->status = r->dir_status();
-      UpdateDir(&it->second->entries, it->second->listed, name, &r->status().fid());
-      it->second->kernel_names.insert(name);
-    }
-  }
-  return EntryFor(who, r->status());
+  return Created(who, parent, name, *r);
 }
 
 Result<EntryOut> HekaFs::Symlink(const Caller& c, uint64_t parent, const std::string& name,
@@ -712,17 +702,7 @@ Result<EntryOut> HekaFs::MakeSymlink(const Who& who, uint64_t parent, const std:
   req.set_mode(mode & 07777);
   auto r = Call<pb::CreateReply>(who, dir->cell(), dir->volume(), "Symlink", req);
   if (!r.ok()) return r.status();
-  Remember(who, r->status(), r->callback().expires_ns());
-  {
-    std::lock_guard lock(mu_);
-    auto it = nodes_.find(parent);
-    if (it != nodes_.end()) {
-      if (r->has_dir_status()) it->second->status = r->dir_status();
-      UpdateDir(&it->second->entries, it->second->listed, name, &r->status().fid());
-      it->second->kernel_names.insert(name);
-    }
-  }
-  return EntryFor(who, r->status());
+  return Created(who, parent, name, *r);
 }
 
 Result<EntryOut> HekaFs::Link(const Caller& c, uint64_t ino, uint64_t parent,
@@ -738,57 +718,31 @@ Result<EntryOut> HekaFs::Link(const Caller& c, uint64_t ino, uint64_t parent,
   *req.mutable_target() = *target;
   auto r = Call<pb::CreateReply>(who, dir->cell(), dir->volume(), "Link", req);
   if (!r.ok()) return r.status();
-  Remember(who, r->status(), r->callback().expires_ns());
-  {
-    std::lock_guard lock(mu_);
-    auto it = nodes_.find(parent);
-    if (it != nodes_.end()) {
-      if (r->has_dir_status()) it->second->status = r->dir_status();
-      UpdateDir(&it->second->entries, it->second->listed, name, &r->status().fid());
-      it->second->kernel_names.insert(name);
-    }
-  }
-  return EntryFor(who, r->status());
+  return Created(who, parent, name, *r);
+}
+
+Status HekaFs::RemoveEntry(const Caller& c, uint64_t parent, const std::string& name,
+                           const std::string& method) {
+  Who who = WhoIs(c);
+  auto dir = FidOf(parent);
+  if (!dir.ok()) return dir.status();
+  auto victim = LookupFid(who, parent, name);
+  pb::RemoveRequest req;
+  *req.mutable_dir() = *dir;
+  req.set_name(name);
+  auto r = Call<pb::RemoveReply>(who, dir->cell(), dir->volume(), method, req);
+  if (!r.ok()) return r.status();
+  if (victim.ok()) Forget(*victim);
+  OwnChange(parent, r->has_dir_status() ? &r->dir_status() : nullptr, name, nullptr);
+  return Status::Ok();
 }
 
 Status HekaFs::Unlink(const Caller& c, uint64_t parent, const std::string& name) {
-  Who who = WhoIs(c);
-  auto dir = FidOf(parent);
-  if (!dir.ok()) return dir.status();
-  auto victim = LookupFid(who, parent, name);
-  pb::RemoveRequest req;
-  *req.mutable_dir() = *dir;
-  req.set_name(name);
-  auto r = Call<pb::RemoveReply>(who, dir->cell(), dir->volume(), "Remove", req);
-  if (!r.ok()) return r.status();
-  if (victim.ok()) Forget(*victim);
-  std::lock_guard lock(mu_);
-  auto it = nodes_.find(parent);
-  if (it != nodes_.end()) {
-    if (r->has_dir_status()) it->second->status = r->dir_status();
-    UpdateDir(&it->second->entries, it->second->listed, name, nullptr);
-  }
-  return Status::Ok();
+  return RemoveEntry(c, parent, name, "Remove");
 }
 
 Status HekaFs::RmDir(const Caller& c, uint64_t parent, const std::string& name) {
-  Who who = WhoIs(c);
-  auto dir = FidOf(parent);
-  if (!dir.ok()) return dir.status();
-  auto victim = LookupFid(who, parent, name);
-  pb::RemoveRequest req;
-  *req.mutable_dir() = *dir;
-  req.set_name(name);
-  auto r = Call<pb::RemoveReply>(who, dir->cell(), dir->volume(), "RemoveDir", req);
-  if (!r.ok()) return r.status();
-  if (victim.ok()) Forget(*victim);
-  std::lock_guard lock(mu_);
-  auto it = nodes_.find(parent);
-  if (it != nodes_.end()) {
-    if (r->has_dir_status()) it->second->status = r->dir_status();
-    UpdateDir(&it->second->entries, it->second->listed, name, nullptr);
-  }
-  return Status::Ok();
+  return RemoveEntry(c, parent, name, "RemoveDir");
 }
 
 Status HekaFs::Rename(const Caller& c, uint64_t parent, const std::string& name,
@@ -809,22 +763,19 @@ Status HekaFs::Rename(const Caller& c, uint64_t parent, const std::string& name,
   if (!r.ok()) return r.status();
   if (moving.ok()) Forget(*moving);  // its parent changed
   if (replaced.ok()) Forget(*replaced);
-  std::lock_guard lock(mu_);
-  auto s = nodes_.find(parent);
-  if (s != nodes_.end()) {
-    if (r->has_src_dir_status()) s->second->status = r->src_dir_status();
-    UpdateDir(&s->second->entries, s->second->listed, name, nullptr);
-  }
-  auto d = nodes_.find(new_parent);
-  if (d != nodes_.end()) {
-    if (r->has_dst_dir_status()) d->second->status = r->dst_dir_status();
-    if (moving.ok()) {
-      UpdateDir(&d->second->entries, d->second->listed, new_name, &*moving);
-    } else {
+  OwnChange(parent, r->has_src_dir_status() ? &r->src_dir_status() : nullptr, name, nullptr);
+  if (moving.ok()) {
+    OwnChange(new_parent, r->has_dst_dir_status() ? &r->dst_dir_status() : nullptr, new_name,
+              &*moving);
+  } else {  // we do not know what moved: the target directory's listing is unknown now
+    std::lock_guard lock(mu_);
+    auto d = nodes_.find(new_parent);
+    if (d != nodes_.end()) {
+      if (r->has_dst_dir_status()) d->second->status = r->dst_dir_status();
       d->second->entries.clear();
       d->second->listed = false;
+      d->second->kernel_names.insert(new_name);
     }
-    d->second->kernel_names.insert(new_name);
   }
   return Status::Ok();
 }
@@ -993,17 +944,9 @@ Result<std::pair<EntryOut, uint64_t>> HekaFs::Create(const Caller& c, uint64_t p
   req.set_mode(mode & 07777);
   auto r = Call<pb::CreateReply>(who, dir->cell(), dir->volume(), "CreateFile", req);
   if (!r.ok()) return r.status();
-  Remember(who, r->status(), r->callback().expires_ns());
-  {
-    std::lock_guard lock(mu_);
-    auto it = nodes_.find(parent);
-    if (it != nodes_.end()) {
-      if (r->has_dir_status()) it->second->status = r->dir_status();
-      UpdateDir(&it->second->entries, it->second->listed, name, &r->status().fid());
-      it->second->kernel_names.insert(name);
-    }
-  }
-  EntryOut e = EntryFor(who, r->status());
+  auto created = Created(who, parent, name, *r);
+  if (!created.ok()) return created.status();
+  EntryOut e = *created;
   auto h = std::make_shared<Handle>();
   h->ino = e.ino;
   h->fid = r->status().fid();

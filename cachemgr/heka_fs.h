@@ -216,7 +216,14 @@ class HekaFs {
   db::DbClient& DbFor(const Who& who);
   double Timeout(const pb::FileStatus& st) const;
   void Forget(const pb::Fid& fid);
-  void ForgetEntries(uint64_t dir_ino);
+  // After this cache manager's own change of a directory (no break comes for it): its new
+  // status, and `name` now naming `fid` (or nothing).
+  void OwnChange(uint64_t dir_ino, const pb::FileStatus* dir_status, const std::string& name,
+                 const pb::Fid* fid);
+  Result<EntryOut> Created(const Who& who, uint64_t parent, const std::string& name,
+                           const pb::CreateReply& reply);
+  Status RemoveEntry(const Caller& c, uint64_t parent, const std::string& name,
+                     const std::string& method);
   Result<pb::Fid> LookupFid(const Who& who, uint64_t parent, const std::string& name);
 
   Status StoreDirty(Handle& h);
