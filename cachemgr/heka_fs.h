@@ -7,7 +7,8 @@
 // into the caller's Kerberos credentials (or none: anonymous, served over the machine's own
 // connection with system:anyuser rights). Each identity has its own connections.
 //
-// Cache (in memory in this part; cache.h is the interface the persistent cache will keep):
+// Cache (in memory in this part: the Node and Handle maps of this class; a persistent cache
+// still has to be put behind an interface):
 // statuses, directory entries and file chunks stay valid while the file server's callback
 // promise does (one promise per cache manager, by its UUID). Rights are remembered per
 // identity and an object is given to an identity only once the server has confirmed that
