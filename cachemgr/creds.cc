@@ -612,6 +612,20 @@ void CredentialResolver::Refresh(SourceEntry& entry, const Source& source, uid_t
                 opened.path);
 }
 
+void CredentialResolver::Recheck(uid_t uid) {
+  std::vector<std::shared_ptr<SourceEntry>> entries;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [key, entry] : entries_) {
+      if (key.first == uid) entries.push_back(entry);
+    }
+  }
+  for (const auto& entry : entries) {
+    std::lock_guard lock(entry->mu);
+    entry->checked = false;
+  }
+}
+
 void CredentialResolver::Forget(uid_t uid) {
   std::unique_lock no_refresh(forget_mu_);
   {

@@ -75,6 +75,11 @@ class CredentialResolver {
   // pid 0 (a request the kernel makes on its own) uses the default cache.
   CallerCreds Resolve(uid_t uid, gid_t gid, pid_t pid);
 
+  // A server refused credentials of `uid` (a stale ticket, e.g. from a realm since re-created):
+  // the next Resolve for it looks at its caches again instead of trusting them for up to
+  // recheck_interval, so a new kinit works at once.
+  void Recheck(uid_t uid);
+
   // `heka fs unlog`: drops what is cached for this uid and deletes its private copies.
   // A Resolve for the same uid running concurrently may recreate one.
   void Forget(uid_t uid);

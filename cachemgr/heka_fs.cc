@@ -54,8 +54,12 @@ HekaFs::~HekaFs() {
 
 HekaFs::Who HekaFs::WhoIs(const Caller& c) {
   CallerCreds creds = options_.resolver->Resolve(c.uid, c.gid, c.pid);
-  Who who{creds.ccache, creds.principal};
+  Who who;
+  who.ccache = creds.ccache;
+  who.principal = creds.principal;
   who.uid = c.uid;
+  who.source = creds.source;
+  who.ticket_end = creds.expires_unix;
   int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                     std::chrono::system_clock::now().time_since_epoch())
                     .count();
@@ -79,7 +83,8 @@ std::shared_ptr<fs::FileClient> HekaFs::ClientFor(const Who& who, const Server& 
   std::lock_guard lock(mu_);
   auto key = std::make_pair(server.address, who.ccache);
   auto it = clients_.find(key);
-  if (it != clients_.end()) return it->second;
+  if (it != clients_.end() && it->second.kinit == who.Kinit()) return it->second.client;
+  // A new kinit into the same cache: calls in flight finish on the old connection.
   fs::FileClientOptions o;
   o.address = server.address;
   o.server_principal = server.principal;
@@ -94,7 +99,7 @@ std::shared_ptr<fs::FileClient> HekaFs::ClientFor(const Who& who, const Server& 
   o.on_break = [this](const pb::BreakRequest& req) { OnBreak(req); };
   o.on_revalidate = [this] { OnRevalidate(); };
   auto client = fs::FileClient::Create(*options_.runtime, o);
-  clients_[key] = client;
+  clients_[key] = KinitClient{who.Kinit(), client};
   return client;
 }
 
@@ -159,11 +164,38 @@ Result<Rep> HekaFs::Call(const Who& who, const std::string& cell, uint64_t volum
   if (!r.ok() && r.status().code() == Code::kUnavailable && Idempotent(method)) {
     r = client->CallSync<Rep>(kFile + method, req);
   }
-  if (!r.ok() && (r.status().code() == Code::kCredentialsExpired ||
-                  r.status().code() == Code::kContextExpired)) {
-    spdlog::warn("{}: credentials expired ({}); run kinit", who.principal, r.status().ToString());
+  if (!r.ok() && !who.ccache.empty()) {
+    switch (r.status().code()) {
+      case Code::kCredentialsExpired:
+      case Code::kContextExpired:
+      case Code::kBadServerKey:
+      case Code::kAuthFailed:
+      case Code::kNoCredentials:
+        return CredentialsRefused(who, server->principal, r.status());
+      default:
+        break;
+    }
   }
   return r;
+}
+
+Status HekaFs::CredentialsRefused(const Who& who, const std::string& server, Status s) {
+  options_.resolver->Recheck(who.uid);
+  {
+    std::lock_guard lock(mu_);
+    // One line per kinit, not one per request.
+    if (expired_logged_.insert({who.uid, who.ticket_end}).second) {
+      spdlog::warn("uid {}: {} refused the ticket of {} from {} ({}): access denied until kinit",
+                   who.uid, server, who.principal, who.source, s.ToString());
+    }
+  }
+  // A server key the user's ticket does not match is, from here, a ticket from an earlier
+  // incarnation of the realm (the machine's own connections would fail too otherwise).
+  if (s.code() == Code::kBadServerKey) {
+    return Error(Code::kAuthFailed, "the ticket of " + who.principal + " from " + who.source +
+                                        " was refused by " + server + ": run kinit again");
+  }
+  return s;
 }
 
 // ---- Owners as local users ----------------------------------------------------------------
@@ -191,16 +223,16 @@ uid_t MapPrincipal(const std::string& principal) {
 
 }  // namespace
 
-db::DbClient& HekaFs::DbFor(const Who& who) {
+std::shared_ptr<db::DbClient> HekaFs::DbFor(const Who& who) {
   std::lock_guard lock(mu_);
-  auto& client = user_dbs_[who.ccache];
-  if (!client) {
+  KinitDb& db = user_dbs_[who.ccache];
+  if (!db.client || db.kinit != who.Kinit()) {
     db::DbClientOptions o;
     o.members = *db::ParseMembers(options_.config->dbservers);
     o.credentials.ccache = who.ccache;
-    client = std::make_unique<db::DbClient>(*options_.runtime, o);
+    db = KinitDb{who.Kinit(), std::make_shared<db::DbClient>(*options_.runtime, o)};
   }
-  return *client;
+  return db.client;
 }
 
 int64_t HekaFs::SelfId(const Who& who, const std::string& cell) {
@@ -213,7 +245,8 @@ int64_t HekaFs::SelfId(const Who& who, const std::string& cell) {
   db::GetCpsRequest req;
   req.set_cell(cell);
   req.set_principal(who.principal);
-  auto r = options_.runtime->BlockOn(DbFor(who).GetCps(req));
+  auto db = DbFor(who);
+  auto r = options_.runtime->BlockOn(db->GetCps(req));
   if (!r.ok()) return 0;
   std::lock_guard lock(mu_);
   self_ids_[{cell, who.principal}] = r->user_id();
@@ -234,7 +267,8 @@ uid_t HekaFs::LocalUid(const Who& who, const std::string& cell, int64_t owner) {
   db::GetEntryRequest req;
   req.set_cell(cell);
   req.set_id(owner);
-  auto r = options_.runtime->BlockOn(DbFor(who).GetEntry(req));
+  auto db = DbFor(who);
+  auto r = options_.runtime->BlockOn(db->GetEntry(req));
   if (!r.ok() && r.status().code() != Code::kNotFound) return kNobody;  // ask again later
   uid_t uid = r.ok() && !r->entry().principal().empty() ? MapPrincipal(r->entry().principal())
                                                         : kNobody;

@@ -176,6 +176,11 @@ class HekaFs {
     std::string principal;  // "" = anonymous
     bool expired = false;   // its ticket has expired: EACCES, from the cache too
     uid_t uid = 0;          // the local user asking
+    std::string source;     // where its ccache came from, for logs
+    int64_t ticket_end = 0; // the TGT's end: a new kinit changes it
+    // Connections are made for one kinit: a new one (maybe of another principal) in the
+    // same cache gets new connections.
+    std::string Kinit() const { return principal + "@" + std::to_string(ticket_end); }
   };
   static Status Expired(const Who& who);
   struct Node;
@@ -214,7 +219,10 @@ class HekaFs {
   // Files the caller owns show as the caller's.
   uid_t LocalUid(const Who& who, const std::string& cell, int64_t owner);
   int64_t SelfId(const Who& who, const std::string& cell);  // the caller's PTDB id (0: none)
-  db::DbClient& DbFor(const Who& who);
+  std::shared_ptr<db::DbClient> DbFor(const Who& who);
+  // A call made with `who`'s ticket was refused (`s`): the resolver looks at the user's cache
+  // again next time, and a stale ticket becomes EACCES with one log line.
+  Status CredentialsRefused(const Who& who, const std::string& server, Status s);
   double Timeout(const pb::FileStatus& st) const;
   void Forget(const pb::Fid& fid);
   // After this cache manager's own change of a directory (no break comes for it): its new
@@ -249,14 +257,23 @@ class HekaFs {
   std::map<std::string, uint64_t> root_volumes_;           // mu_: cell -> root.cell volume id
   std::map<std::pair<std::string, std::string>, uint64_t> named_volumes_;  // mu_: (cell, name)
   std::map<std::pair<std::string, uint64_t>, Server> servers_;  // mu_
-  std::map<std::pair<std::string, std::string>, std::shared_ptr<fs::FileClient>> clients_;  // mu_
+  // mu_: (address, ccache) -> the connection made for one kinit (Who::Kinit) of that cache.
+  struct KinitClient {
+    std::string kinit;
+    std::shared_ptr<fs::FileClient> client;
+  };
+  std::map<std::pair<std::string, std::string>, KinitClient> clients_;
   std::map<uint64_t, std::shared_ptr<Handle>> handles_;    // mu_
   uint64_t next_fh_ = 1;                                   // mu_
   std::set<std::pair<uint64_t, uint64_t>> lockers_;       // mu_: (ino, owner) holding locks
   std::set<std::pair<uid_t, int64_t>> expired_logged_;    // mu_: (uid, ticket end) logged
   std::map<std::pair<std::string, int64_t>, uid_t> owners_;  // mu_: (cell, PTDB id) -> uid
   std::map<std::pair<std::string, std::string>, int64_t> self_ids_;  // mu_: (cell, principal)
-  std::map<std::string, std::unique_ptr<db::DbClient>> user_dbs_;  // mu_: by ccache
+  struct KinitDb {
+    std::string kinit;
+    std::shared_ptr<db::DbClient> client;
+  };
+  std::map<std::string, KinitDb> user_dbs_;  // mu_: by ccache
 
   // Kernel invalidations, done by inval_thread_ (never from a FUSE request).
   std::mutex inval_mu_;

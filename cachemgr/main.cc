@@ -14,6 +14,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 
 #include "cachemgr/control.h"
 #include "cachemgr/control_server.h"
@@ -38,7 +40,29 @@ Caller CallerOf(fuse_req_t req) {
   return Caller{ctx->uid, ctx->gid, ctx->pid};
 }
 
-void ReplyError(fuse_req_t req, const Status& s) { fuse_reply_err(req, ErrnoOf(s)); }
+// Errors that are not the caller's doing (EIO: a server or the network) get a log line, at
+// most one per distinct message every 10 s, so the operator can see why users get EIO.
+void LogSystemError(const Status& s) {
+  static std::mutex mu;
+  static std::map<std::string, std::chrono::steady_clock::time_point> last;
+  auto now = std::chrono::steady_clock::now();
+  std::string text = s.ToString();
+  {
+    std::lock_guard lock(mu);
+    if (last.size() > 1000) last.clear();
+    auto [it, fresh] = last.try_emplace(text, now);
+    if (!fresh && now - it->second < std::chrono::seconds(10)) return;
+    it->second = now;
+  }
+  spdlog::warn("answering EIO: {}", text);
+}
+
+// Answers with `s` (OK: success).
+void ReplyError(fuse_req_t req, const Status& s) {
+  int err = ErrnoOf(s);
+  if (err == EIO) LogSystemError(s);
+  fuse_reply_err(req, err);
+}
 
 // True (and the request answered with EACCES) when a private mount is asked by anyone else.
 bool Refused(fuse_req_t req) {
@@ -122,12 +146,12 @@ void OpMkDir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
 
 void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (Refused(req)) return;
-  fuse_reply_err(req, ErrnoOf(g_fs->Unlink(CallerOf(req), parent, name)));
+  ReplyError(req, g_fs->Unlink(CallerOf(req), parent, name));
 }
 
 void OpRmDir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (Refused(req)) return;
-  fuse_reply_err(req, ErrnoOf(g_fs->RmDir(CallerOf(req), parent, name)));
+  ReplyError(req, g_fs->RmDir(CallerOf(req), parent, name));
 }
 
 void OpSymlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
@@ -145,7 +169,7 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
     fuse_reply_err(req, EINVAL);
     return;
   }
-  fuse_reply_err(req, ErrnoOf(g_fs->Rename(CallerOf(req), parent, name, newparent, newname)));
+  ReplyError(req, g_fs->Rename(CallerOf(req), parent, name, newparent, newname));
 }
 
 void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
@@ -193,11 +217,11 @@ void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   // close(2) drops the closing process's fcntl locks on this file (FUSE leaves it to us).
   Status unlocked = g_fs->SetLock(fi->fh, fi->lock_owner, false, true, 0, 0, false, {});
   if (s.ok()) s = unlocked;
-  fuse_reply_err(req, ErrnoOf(s));
+  ReplyError(req, s);
 }
 
 void OpFsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) {
-  fuse_reply_err(req, ErrnoOf(g_fs->Fsync(fi->fh)));
+  ReplyError(req, g_fs->Fsync(fi->fh));
 }
 
 void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
@@ -264,7 +288,7 @@ void OpSetLk(fuse_req_t req, fuse_ino_t, fuse_file_info* fi, struct flock* lock,
                            lock->l_type == F_UNLCK, static_cast<uint64_t>(lock->l_start),
                            LengthOf(lock), sleep != 0,
                            [req] { return fuse_req_interrupted(req) != 0; });
-  fuse_reply_err(req, ErrnoOf(s));
+  ReplyError(req, s);
 }
 
 void OpFlock(fuse_req_t req, fuse_ino_t, fuse_file_info* fi, int op) {

@@ -12,11 +12,12 @@ fail() {
   echo "heka-local smoke: $*" >&2
   exit 1
 }
-trap './heka-local down --purge >/dev/null 2>&1 || true' EXIT
+trap './heka-local down --purge >/dev/null 2>&1 || true; rm -f /tmp/heka-local-smoke-alice.ccache' EXIT
 ./heka-local down --purge >/dev/null 2>&1 || true
 ./heka-local up
 eval "$(./heka-local env)"
-export KRB5CCNAME=FILE:$HEKA_LOCAL_DIR/smoke-alice.ccache
+# Outside the state directory: it outlives a `down --purge`, as a user's ticket does.
+export KRB5CCNAME=FILE:/tmp/heka-local-smoke-alice.ccache
 kinit alice <"$HEKA_LOCAL_DIR/alice.password" >/dev/null
 # A child process: the cache manager reads KRB5CCNAME from the environment a process started with.
 sh -c "echo written by alice > $HEKA_LOCAL_MOUNT/demo/smoke.txt" || fail "alice cannot write"
@@ -25,8 +26,17 @@ grep -q Welcome "$HEKA_LOCAL_MOUNT/demo/WELCOME" || fail "no welcome file"
 KRB5CCNAME=FILE:$HEKA_LOCAL_DIR/admin.ccache heka bos status -server 127.0.0.1:$HEKA_LOCAL_BOS_PORT |
   grep -c "running normally" | grep -qx 5 || fail "bos does not report its five servers running"
 ./heka-local up >/dev/null || fail "a second up is not harmless"
+# The realm made again from nothing: alice's ticket from the old one is refused with EACCES
+# (not EIO), and a new kinit works at once.
+./heka-local down --purge >/dev/null
+./heka-local up >/dev/null
+out=$(sh -c "cat $HEKA_LOCAL_MOUNT/demo/WELCOME" 2>&1) && fail "a ticket from the old realm was accepted"
+[[ $out == *"Permission denied"* ]] || fail "a ticket from the old realm: $out (want Permission denied)"
+kinit alice <"$HEKA_LOCAL_DIR/alice.password" >/dev/null
+sh -c "cat $HEKA_LOCAL_MOUNT/demo/WELCOME" | grep -q Welcome || fail "a new kinit did not work at once"
 ./heka-local down --purge
+rm -f /tmp/heka-local-smoke-alice.ccache
 trap - EXIT
 if pgrep -f "$HEKA_LOCAL_DIR" >/dev/null; then fail "processes remain: $(pgrep -af "$HEKA_LOCAL_DIR")"; fi
 if grep -q " $HEKA_LOCAL_MOUNT " /proc/mounts; then fail "$HEKA_LOCAL_MOUNT is still mounted"; fi
-echo "heka-local smoke: up, write and read as alice, bos status, down: ok"
+echo "heka-local smoke: up, write and read as alice, bos status, a re-made realm, down: ok"

@@ -579,6 +579,44 @@ TEST(CacheManagerTest, ExpiredTicketIsRefusedUntilANewKinit) {
   EXPECT_EQ(again.output, "fresh\n");
 }
 
+// kinit as another principal into the same cache: what the process does next is done as that
+// principal (new connections), not over the connections the earlier ticket made.
+TEST(CacheManagerTest, AKinitOfAnotherPrincipalIntoTheSameCacheActsAsThatPrincipal) {
+  World& w = TheWorld();
+  std::string cc = SharedRealm().NewCcachePath("switching");
+  ASSERT_TRUE(SharedRealm().Kinit("alice", "alice-pw", cc).ok());
+  auto as_cc = [&](const std::string& script) {
+    return testing::RunProcess({"/bin/sh", "-c", script}, {{"KRB5CCNAME", "FILE:" + cc}},
+                               seconds(60));
+  };
+  auto admin = Admin();
+  auto owner_of = [&](const std::string& name) -> int64_t {
+    pb::LookupRequest look;
+    *look.mutable_dir() = w.root;
+    look.set_name(name);
+    auto r = admin->CallSync<pb::LookupReply>("heka.fileserver.File.Lookup", look);
+    return r.ok() ? r->status().owner() : 0;
+  };
+  ASSERT_EQ(as_cc("echo a > " + A("switch-0")).exit_code, 0);
+  int64_t alice_id = owner_of("switch-0");
+  ASSERT_NE(alice_id, 0);
+  ASSERT_NE(alice_id, w.id_bob);
+  ASSERT_TRUE(SharedRealm().Kinit("bob", "bob-pw", cc).ok());
+  // The cache manager looks at a cache again at least every second.
+  int n = 0;
+  int64_t owner = 0;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        std::string name = "switch-" + std::to_string(++n);
+        if (as_cc("echo b > " + A(name)).exit_code != 0) return false;
+        owner = owner_of(name);
+        EXPECT_TRUE(owner == alice_id || owner == w.id_bob) << owner;
+        return owner == w.id_bob;
+      },
+      seconds(10)))
+      << "files made after kinit bob still belong to " << owner;
+}
+
 }  // namespace
 }  // namespace heka::cm
 
