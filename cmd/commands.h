@@ -7,6 +7,7 @@
 namespace heka::cli {
 
 int RpcPing(int argc, char** argv);
+int RpcStats(int argc, char** argv);
 
 // pts: the PTDB (pts.cc, pts_show.cc).
 int PtsCreateUser(int argc, char** argv);

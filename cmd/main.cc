@@ -18,7 +18,7 @@ using Command = std::function<int(int, char**)>;
 
 const std::map<std::string, std::map<std::string, Command>>& Suites() {
   static const std::map<std::string, std::map<std::string, Command>> suites = {
-      {"rpc", {{"ping", heka::cli::RpcPing}}},
+      {"rpc", {{"ping", heka::cli::RpcPing}, {"stats", heka::cli::RpcStats}}},
       {"pts",
        {{"createuser", heka::cli::PtsCreateUser},
         {"creategroup", heka::cli::PtsCreateGroup},

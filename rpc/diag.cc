@@ -46,6 +46,18 @@ awaitable<Result<diag::PingReply>> Ping(CallContext& ctx, const diag::PingReques
 void RegisterDiag(HandlerRegistry& registry) {
   registry.Register<diag::EchoRequest, diag::EchoReply>(kDiagEcho, Echo);
   registry.Register<diag::PingRequest, diag::PingReply>(kDiagPing, Ping);
+  const HandlerRegistry* all = &registry;  // outlives every call it serves
+  registry.Register<diag::StatsRequest, diag::StatsReply>(
+      kDiagStats, [all](CallContext&, const diag::StatsRequest&) -> awaitable<Result<diag::StatsReply>> {
+        diag::StatsReply reply;
+        for (const auto& [method, counters] : all->stats()) {
+          diag::MethodStats* m = reply.add_methods();
+          m->set_method(method);
+          m->set_calls(counters->calls.load(std::memory_order_relaxed));
+          m->set_reply_bytes(counters->reply_bytes.load(std::memory_order_relaxed));
+        }
+        co_return reply;
+      });
 }
 
 }  // namespace heka::rpc

@@ -7,6 +7,7 @@
 
 #include <google/protobuf/message.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -46,8 +47,11 @@ class HandlerRegistry {
   void Register(std::string_view method,
                 std::function<awaitable<Result<Rep>>(CallContext&, const Req&)> fn) {
     CheckMethod(method, Req::descriptor(), Rep::descriptor());
-    handlers_[std::string(method)] = [fn = std::move(fn)](CallContext& ctx,
-                                                          ByteView body) -> awaitable<Result<Bytes>> {
+    auto stats = std::make_shared<MethodCounters>();
+    stats_[std::string(method)] = stats;
+    handlers_[std::string(method)] = [fn = std::move(fn), stats](
+                                         CallContext& ctx, ByteView body) -> awaitable<Result<Bytes>> {
+      stats->calls.fetch_add(1, std::memory_order_relaxed);
       Req req;
       if (!req.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
         co_return Error(Code::kInvalidArgument, "malformed request body");
@@ -56,8 +60,18 @@ class HandlerRegistry {
       if (!rep.ok()) co_return rep.status();
       Bytes out(rep->ByteSizeLong());
       rep->SerializeWithCachedSizesToArray(out.data());
+      stats->reply_bytes.fetch_add(out.size(), std::memory_order_relaxed);
       co_return out;
     };
+  }
+
+  // Calls served and reply bytes, per method (Diag.Stats).
+  struct MethodCounters {
+    std::atomic<uint64_t> calls{0};
+    std::atomic<uint64_t> reply_bytes{0};
+  };
+  const std::unordered_map<std::string, std::shared_ptr<MethodCounters>>& stats() const {
+    return stats_;
   }
 
   // Registers a handler for one-way pushes of `method` carrying Msg. Push handlers run in
@@ -85,6 +99,7 @@ class HandlerRegistry {
  private:
   std::unordered_map<std::string, RawHandler> handlers_;
   std::unordered_map<std::string, RawPushHandler> push_handlers_;
+  std::unordered_map<std::string, std::shared_ptr<MethodCounters>> stats_;
 };
 
 }  // namespace heka::rpc

@@ -57,6 +57,18 @@ TEST_F(CliTest, PingAuthenticatesAsTheCaller) {
             std::string::npos) << r.output;
 }
 
+// Every Heka server counts the calls it answered per method; `heka rpc stats` shows them.
+TEST_F(CliTest, StatsCountsTheCallsAServerAnswered) {
+  std::map<std::string, std::string> env = {{"KRB5CCNAME", "FILE:" + *alice_cc_}};
+  ASSERT_EQ(Heka({"rpc", "ping", "-server", address_, "-count", "3"}, env).exit_code, 0);
+  auto r = Heka({"rpc", "stats", "-server", address_, "-format", "json"}, env);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("{\"method\":\"heka.diag.Diag.Ping\",\"calls\":3,"), std::string::npos)
+      << r.output;
+  auto text = Heka({"rpc", "stats", "-server", address_}, env);
+  EXPECT_NE(text.output.find("heka.diag.Diag.Stats"), std::string::npos) << text.output;
+}
+
 TEST_F(CliTest, AbbreviatedSwitchesWorkAsInAfs) {
   auto r = Heka({"rpc", "ping", "-s", address_, "-c", "2"}, {{"KRB5CCNAME", "FILE:" + *alice_cc_}});
   EXPECT_EQ(r.exit_code, 0) << r.output;
