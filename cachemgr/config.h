@@ -10,6 +10,7 @@
 //   private = false                            # true: one user's mount, long kernel caching
 //   private_uid = 1000                         # that user (default: the mount point's owner)
 //   control_socket = "/run/heka-cachemgr.sock"  # `heka fs` asks here (mode 0666); "" = none
+//   cache_size_mb = 256                        # the bound on cached file data
 #pragma once
 
 #include <string>
@@ -31,6 +32,8 @@ struct CacheManagerConfig {
   // The control socket `heka fs` talks to. Default "/run/heka-cachemgr.sock", where the CLI
   // looks unless -socket or $HEKA_CACHEMGR_SOCKET says otherwise; "" = no control socket.
   std::string control_socket = "/run/heka-cachemgr.sock";
+  // The bound on cached file data (in memory today). Default 256 MiB.
+  uint64_t cache_bytes = 256ull << 20;
 
   static Result<CacheManagerConfig> Load(const std::string& path);
 };

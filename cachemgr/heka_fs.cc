@@ -38,6 +38,8 @@ mode_t TypeBits(pb::FileType t) {
 }  // namespace
 
 HekaFs::HekaFs(HekaFsOptions options) : options_(std::move(options)) {
+  chunk_cache_ = options_.chunk_cache;
+  if (!chunk_cache_) chunk_cache_ = std::make_shared<MemoryChunkCache>(options_.config->cache_bytes);
   inval_thread_ = std::thread([this] { InvalidationLoop(); });
 }
 
@@ -303,9 +305,12 @@ void HekaFs::Remember(const Who& who, const pb::FileStatus& st, int64_t callback
   auto& node = nodes_[ino];
   if (!node) node = std::make_unique<Node>();
   if (node->status.data_version() != st.data_version() || !node->valid) {
-    node->chunks.clear();
     node->entries.clear();
     node->listed = false;
+  }
+  // Chunks belong to a data version: those of an unchanged version stay good.
+  if (node->status.has_fid() && node->status.data_version() != st.data_version()) {
+    chunk_cache_->Drop(FileKeyOf(st.fid()));
   }
   node->status = st;
   node->rights[who.principal] = st.caller_rights();
@@ -417,7 +422,6 @@ void HekaFs::OnBreak(const pb::BreakRequest& req) {
       n.valid = false;
       ++n.generation;
       n.rights.clear();
-      n.chunks.clear();
       n.entries.clear();
       n.listed = false;
       inval.emplace_back(ino, "");
@@ -641,8 +645,9 @@ Result<std::string> HekaFs::ReadLinkAs(const Who& who, uint64_t ino) {
   {
     std::lock_guard lock(mu_);
     auto it = nodes_.find(ino);
-    if (it != nodes_.end() && it->second->Fresh() && it->second->chunks.count(0)) {
-      return it->second->chunks[0];
+    if (it != nodes_.end() && it->second->Fresh()) {
+      auto target = chunk_cache_->Get(FileKeyOf(st->fid()), it->second->status.data_version(), 0);
+      if (target) return *target;
     }
   }
   pb::FetchDataRequest req;
@@ -653,7 +658,10 @@ Result<std::string> HekaFs::ReadLinkAs(const Who& who, uint64_t ino) {
   Remember(who, r->status(), r->callback().expires_ns());
   std::lock_guard lock(mu_);
   auto it = nodes_.find(ino);
-  if (it != nodes_.end() && it->second->Fresh()) it->second->chunks[0] = r->data();
+  if (it != nodes_.end() && it->second->Fresh() &&
+      it->second->status.data_version() == r->status().data_version()) {
+    chunk_cache_->Put(FileKeyOf(st->fid()), r->status().data_version(), 0, r->data());
+  }
   return r->data();
 }
 
@@ -836,7 +844,7 @@ Result<AttrOut> HekaFs::SetAttr(const Caller& c, uint64_t ino, const SetAttrIn& 
     auto it = nodes_.find(ino);
     if (it != nodes_.end()) {
       if (it->second->status.data_version() != r->status().data_version()) {
-        it->second->chunks.clear();
+        chunk_cache_->Drop(FileKeyOf(*fid));
       }
       it->second->status = r->status();
       it->second->rights[who.principal] = r->status().caller_rights();
@@ -997,8 +1005,8 @@ Result<std::string> HekaFs::ChunkFor(const Who& who, Handle& h, uint64_t index) 
     std::lock_guard lock(mu_);
     auto it = nodes_.find(h.ino);
     if (it != nodes_.end() && it->second->Fresh() && it->second->rights.count(who.principal)) {
-      auto ch = it->second->chunks.find(index);
-      if (ch != it->second->chunks.end()) return ch->second;
+      auto chunk = chunk_cache_->Get(FileKeyOf(h.fid), it->second->status.data_version(), index);
+      if (chunk) return std::move(*chunk);
     }
   }
   pb::FetchDataRequest req;
@@ -1012,7 +1020,7 @@ Result<std::string> HekaFs::ChunkFor(const Who& who, Handle& h, uint64_t index) 
   auto it = nodes_.find(h.ino);
   if (it != nodes_.end() && it->second->Fresh() &&
       it->second->status.data_version() == r->status().data_version()) {
-    it->second->chunks[index] = r->data();
+    chunk_cache_->Put(FileKeyOf(h.fid), r->status().data_version(), index, r->data());
   }
   if (!h.Pending()) h.size = r->status().size();
   return r->data();
@@ -1138,12 +1146,20 @@ Status HekaFs::StoreDirty(Handle& h) {
       Node& n = *it->second;
       bool only_ours = !h.truncated && n.status.data_version() == base_dv &&
                        done->status().data_version() == base_dv + 1;
+      FileKey file = FileKeyOf(h.fid);
+      uint64_t new_dv = done->status().data_version();
       if (only_ours && n.Fresh()) {
         // The new version is the old one plus our chunks: keep the rest of the cache.
-        for (auto& [index, bytes] : h.dirty) n.chunks[index] = bytes;
-        std::erase_if(n.chunks, [&](const auto& kv) { return kv.first * chunk_size_ >= h.size; });
+        chunk_cache_->Advance(file, base_dv, new_dv, (h.size + chunk_size_ - 1) / chunk_size_);
+        for (const auto& [index, bytes] : h.dirty) {
+          uint64_t start = index * chunk_size_;
+          if (start >= h.size) continue;
+          std::string chunk = bytes;
+          chunk.resize(std::min<uint64_t>(chunk_size_, h.size - start), '\0');
+          chunk_cache_->Put(file, new_dv, index, std::move(chunk));
+        }
       } else {
-        n.chunks.clear();
+        chunk_cache_->Drop(file);
       }
       n.status = done->status();
       n.rights[h.who.principal] = done->status().caller_rights();

@@ -37,6 +37,7 @@
 #include <thread>
 #include <vector>
 
+#include "cachemgr/chunk_cache.h"
 #include "cachemgr/config.h"
 #include "cachemgr/creds.h"
 #include "dbserver/client/db_client.h"
@@ -84,6 +85,8 @@ struct HekaFsOptions {
   db::DbClient* db = nullptr;              // as the machine
   CredentialResolver* resolver = nullptr;
   std::string client_uuid;                 // this cache manager's UUID
+  // Where file data is cached; default: a MemoryChunkCache of config->cache_bytes.
+  std::shared_ptr<ChunkCache> chunk_cache;
 };
 
 class HekaFs {
@@ -248,6 +251,7 @@ class HekaFs {
 
   HekaFsOptions options_;
   uint64_t chunk_size_ = 1 << 20;
+  std::shared_ptr<ChunkCache> chunk_cache_;  // file data and symlink targets
 
   std::mutex mu_;
   std::map<uint64_t, pb::Fid> fids_;                       // mu_: ino -> fid

@@ -142,7 +142,7 @@ void HekaFs::FlushCached(uint64_t ino) {
       n.valid = false;
       ++n.generation;
       n.rights.clear();
-      n.chunks.clear();
+      chunk_cache_->Drop(FileKeyOf(n.status.fid()));
       n.entries.clear();
       n.listed = false;
     }

@@ -11,6 +11,10 @@
 
 namespace heka::cm {
 
+inline FileKey FileKeyOf(const pb::Fid& fid) {
+  return FileKey{fid.cell(), fid.volume(), fid.vnode(), fid.uniq()};
+}
+
 inline int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -26,7 +30,6 @@ struct HekaFs::Node {
   std::map<std::string, uint32_t> rights;  // identity -> rights the server confirmed
   std::map<std::string, pb::Fid> entries;  // directories: what is known of the listing
   bool listed = false;                     // entries is the whole listing
-  std::map<uint64_t, std::string> chunks;  // files: chunk index -> bytes of status' version
   std::set<std::string> kernel_names;      // directories: names the kernel may cache
   bool Fresh() const { return valid && expires_ns > NowNs(); }
 };
