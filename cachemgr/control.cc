@@ -97,6 +97,17 @@ cpb::ControlReply ControlHandler::Handle(const Caller& c, const cpb::ControlRequ
     case cpb::MAKE_MOUNT: s = MakeMount(c, req, &rep); break;
     case cpb::LIST_MOUNT: s = ListMount(c, req, &rep); break;
     case cpb::REMOVE_MOUNT: s = RemoveMount(c, req, &rep); break;
+    case cpb::GET_CACHE_PARMS: {
+      HekaFs::CacheStats stats = options_.fs->Stats();
+      cpb::CacheParms* p = rep.mutable_cache();
+      p->set_used_bytes(stats.chunks.bytes);
+      p->set_capacity_bytes(stats.chunks.capacity);
+      p->set_chunks(stats.chunks.chunks);
+      p->set_evicted_chunks(stats.chunks.evicted);
+      p->set_kernel_inodes(stats.kernel_inodes);
+      p->set_objects(stats.objects);
+      break;
+    }
     default: s = Error(Code::kUnimplemented, "unknown control operation"); break;
   }
   if (!s.ok()) {

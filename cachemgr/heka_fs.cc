@@ -386,6 +386,7 @@ struct stat HekaFs::StatOf(const Who& who, const pb::FileStatus& st, uint64_t in
 EntryOut HekaFs::EntryFor(const Who& who, const pb::FileStatus& st) {
   EntryOut e;
   e.ino = InoOf(st.fid());
+  e.fid = st.fid();
   e.st = StatOf(who, st, e.ino);
   e.entry_timeout = Timeout(st);
   e.attr_timeout = Timeout(st);
@@ -513,7 +514,12 @@ Result<pb::Fid> HekaFs::LookupFid(const Who& who, uint64_t parent, const std::st
 }
 
 Result<EntryOut> HekaFs::Lookup(const Caller& c, uint64_t parent, const std::string& name) {
-  Who who = WhoIs(c);
+  auto e = LookupAs(WhoIs(c), parent, name);
+  if (!e.ok()) return e.status();
+  return Reference(*e);
+}
+
+Result<EntryOut> HekaFs::LookupAs(const Who& who, uint64_t parent, const std::string& name) {
   pb::Fid fid;
   if (parent == kRootIno) {
     auto volume = RootVolume(name);
@@ -563,11 +569,15 @@ Result<AttrOut> HekaFs::GetAttr(const Caller& c, uint64_t ino) {
   if (!st.ok()) return st.status();
   out.st = StatOf(who, *st, ino);
   out.timeout = Timeout(*st);
-  for (const auto& h : HandlesOf(ino)) {  // unstored writes show in the size
-    std::lock_guard hl(h->mu);
-    if (h->Pending()) out.st.st_size = static_cast<off_t>(h->size);
-  }
+  ApplyPendingSize(ino, out.st);
   return out;
+}
+
+void HekaFs::ApplyPendingSize(uint64_t ino, struct stat& st) {
+  for (const auto& h : HandlesOf(ino)) {
+    std::lock_guard hl(h->mu);
+    if (h->Pending()) st.st_size = static_cast<off_t>(h->size);
+  }
 }
 
 Result<std::vector<DirEntryOut>> HekaFs::ReadDir(const Caller& c, uint64_t ino) {
@@ -581,37 +591,34 @@ Result<std::vector<DirEntryOut>> HekaFs::ReadDir(const Caller& c, uint64_t ino) 
       fid.set_volume(*volume);
       fid.set_vnode(1);
       fid.set_uniq(1);
-      out.push_back(DirEntryOut{cell, InoOf(fid), S_IFDIR});
+      out.push_back(DirEntryOut{cell, InoOf(fid), S_IFDIR, {}});
     }
     return out;
   }
   Who who = WhoIs(c);
+  auto listing = ListAs(who, ino);
+  if (!listing.ok()) return listing.status();
+  for (const auto& [name, fid] : *listing) out.push_back(DirEntryOut{name, InoOf(fid), 0, {}});
+  return out;
+}
+
+Result<std::map<std::string, pb::Fid>> HekaFs::ListAs(const Who& who, uint64_t ino) {
   auto dir = StatusOf(who, ino);
   if (!dir.ok()) return dir.status();
   if (dir->type() != pb::DIRECTORY) return Error(Code::kNotDirectory, "not a directory");
   if (!(dir->caller_rights() & kL)) return Error(Code::kPermissionDenied, "no l right");
-  {
-    std::lock_guard lock(mu_);
-    auto it = nodes_.find(ino);
-    if (it != nodes_.end() && it->second->Fresh() && it->second->listed) {
-      for (const auto& [name, fid] : it->second->entries) {
-        auto key = std::make_tuple(fid.cell(), fid.volume(), fid.vnode(), fid.uniq());
-        auto i = inos_.find(key);
-        if (i != inos_.end()) out.push_back(DirEntryOut{name, i->second, 0});
-      }
-      if (out.size() == it->second->entries.size()) return out;
-      out.clear();
-    }
-  }
-  auto fid = FidOf(ino);
-  if (!fid.ok()) return fid.status();
-  std::map<std::string, pb::Fid> listing;
   uint64_t generation = 0;
   {
     std::lock_guard lock(mu_);
     auto it = nodes_.find(ino);
+    if (it != nodes_.end() && it->second->Fresh() && it->second->listed) {
+      return it->second->entries;
+    }
     if (it != nodes_.end()) generation = it->second->generation;
   }
+  auto fid = FidOf(ino);
+  if (!fid.ok()) return fid.status();
+  std::map<std::string, pb::Fid> listing;
   std::string after;
   for (;;) {
     pb::ListDirRequest req;
@@ -624,13 +631,124 @@ Result<std::vector<DirEntryOut>> HekaFs::ReadDir(const Caller& c, uint64_t ino) 
     if (r->entries_size() > 0) after = r->entries(r->entries_size() - 1).name();
     if (r->done()) break;
   }
-  for (const auto& [name, f] : listing) out.push_back(DirEntryOut{name, InoOf(f), 0});
   std::lock_guard lock(mu_);
   auto it = nodes_.find(ino);
   if (it != nodes_.end() && it->second->Fresh() && it->second->generation == generation) {
-    it->second->entries = std::move(listing);
+    it->second->entries = listing;
     it->second->listed = true;
   }
+  return listing;
+}
+
+Result<std::vector<DirEntryOut>> HekaFs::ReadDirPlus(const Caller& c, uint64_t ino) {
+  if (ino == kRootIno) return ReadDir(c, ino);  // the cells: the kernel looks them up
+  Who who = WhoIs(c);
+  auto listing = ListAs(who, ino);
+  if (!listing.ok()) return listing.status();
+  auto dir = FidOf(ino);
+  if (!dir.ok()) return dir.status();
+  // Statuses from the cache where `who`'s rights on them are confirmed; the rest in batches.
+  std::map<std::string, pb::FileStatus> statuses;
+  std::vector<std::pair<std::string, pb::Fid>> ask;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [name, fid] : *listing) {
+      auto i = inos_.find(std::make_tuple(fid.cell(), fid.volume(), fid.vnode(), fid.uniq()));
+      auto n = i == inos_.end() ? nodes_.end() : nodes_.find(i->second);
+      if (n != nodes_.end() && n->second->Fresh() && n->second->rights.count(who.principal)) {
+        statuses[name] = n->second->status;
+      } else {
+        ask.emplace_back(name, fid);
+      }
+    }
+  }
+  constexpr size_t kBatch = 1024;  // the file server's limit per BulkStatus
+  for (size_t start = 0; start < ask.size(); start += kBatch) {
+    size_t end = std::min(ask.size(), start + kBatch);
+    pb::BulkStatusRequest req;
+    for (size_t i = start; i < end; ++i) *req.add_fids() = ask[i].second;
+    auto r = Call<pb::BulkStatusReply>(who, dir->cell(), dir->volume(), "BulkStatus", req);
+    if (!r.ok()) break;  // the kernel looks the rest up one by one
+    for (int k = 0; k < r->items_size() && start + k < end; ++k) {
+      const pb::BulkStatusItem& item = r->items(k);
+      if (item.code() != static_cast<uint32_t>(Code::kOk)) continue;
+      Remember(who, item.status(), item.callback().expires_ns());
+      statuses[ask[start + k].first] = item.status();
+    }
+  }
+  std::vector<DirEntryOut> out;
+  std::vector<std::string> attributed;
+  for (const auto& [name, fid] : *listing) {
+    DirEntryOut d{name, InoOf(fid), 0, {}};
+    auto st = statuses.find(name);
+    bool mount_point = st != statuses.end() && st->second.type() == pb::SYMLINK &&
+                       (st->second.mode() & 07777) == kMountPointMode;
+    if (st != statuses.end() && !mount_point) {
+      EntryOut e = EntryFor(who, st->second);
+      ApplyPendingSize(e.ino, e.st);
+      d.ino = e.ino;
+      d.type = e.st.st_mode & S_IFMT;
+      d.entry = std::move(e);
+      attributed.push_back(name);
+    }
+    out.push_back(std::move(d));
+  }
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(ino);
+  if (it != nodes_.end()) it->second->kernel_names.insert(attributed.begin(), attributed.end());
+  return out;
+}
+
+// ---- Kernel references -------------------------------------------------------------------------
+
+EntryOut HekaFs::Reference(EntryOut e) {
+  std::lock_guard lock(mu_);
+  auto key = std::make_tuple(e.fid.cell(), e.fid.volume(), e.fid.vnode(), e.fid.uniq());
+  auto it = inos_.find(key);
+  if (it == inos_.end()) {  // forgotten since: its number comes back (numbers are not reused)
+    inos_[key] = e.ino;
+    fids_[e.ino] = e.fid;
+  } else if (it->second != e.ino) {  // forgotten and numbered anew since: use the new number
+    e.ino = it->second;
+    e.st.st_ino = static_cast<ino_t>(e.ino);
+  }
+  ++lookups_[e.ino];
+  return e;
+}
+
+void HekaFs::ForgetInode(uint64_t ino, uint64_t n) {
+  if (ino == kRootIno) return;
+  std::lock_guard lock(mu_);
+  auto it = lookups_.find(ino);
+  if (it == lookups_.end()) return;
+  if (it->second > n) {
+    it->second -= n;
+    return;
+  }
+  lookups_.erase(it);
+  for (const auto& [fh, h] : handles_) {
+    if (h->ino == ino) return;  // still open (the kernel forgets after release; be safe)
+  }
+  for (const auto& [locked_ino, owner] : lockers_) {
+    if (locked_ino == ino) return;
+  }
+  auto f = fids_.find(ino);
+  if (f != fids_.end()) {
+    auto key = std::make_tuple(f->second.cell(), f->second.volume(), f->second.vnode(),
+                               f->second.uniq());
+    auto k = inos_.find(key);
+    if (k != inos_.end() && k->second == ino) inos_.erase(k);
+    fids_.erase(f);
+  }
+  nodes_.erase(ino);
+}
+
+HekaFs::CacheStats HekaFs::Stats() {
+  CacheStats out;
+  out.chunks = chunk_cache_->Usage();
+  std::lock_guard lock(mu_);
+  out.kernel_inodes = lookups_.size();
+  out.objects = nodes_.size();
   return out;
 }
 
@@ -724,13 +842,17 @@ Result<EntryOut> HekaFs::MkDir(const Caller& c, uint64_t parent, const std::stri
   req.set_mode(mode & 07777);
   auto r = Call<pb::CreateReply>(who, dir->cell(), dir->volume(), "MakeDir", req);
   if (!r.ok()) return r.status();
-  return Created(who, parent, name, *r);
+  auto e = Created(who, parent, name, *r);
+  if (!e.ok()) return e.status();
+  return Reference(*e);
 }
 
 Result<EntryOut> HekaFs::Symlink(const Caller& c, uint64_t parent, const std::string& name,
                                  const std::string& target) {
   // 0777: a symlink made through the mount is never taken for a mount point (0644).
-  return MakeSymlink(WhoIs(c), parent, name, target, 0777);
+  auto e = MakeSymlink(WhoIs(c), parent, name, target, 0777);
+  if (!e.ok()) return e.status();
+  return Reference(*e);
 }
 
 Result<EntryOut> HekaFs::MakeSymlink(const Who& who, uint64_t parent, const std::string& name,
@@ -760,7 +882,9 @@ Result<EntryOut> HekaFs::Link(const Caller& c, uint64_t ino, uint64_t parent,
   *req.mutable_target() = *target;
   auto r = Call<pb::CreateReply>(who, dir->cell(), dir->volume(), "Link", req);
   if (!r.ok()) return r.status();
-  return Created(who, parent, name, *r);
+  auto e = Created(who, parent, name, *r);
+  if (!e.ok()) return e.status();
+  return Reference(*e);
 }
 
 Status HekaFs::RemoveEntry(const Caller& c, uint64_t parent, const std::string& name,
@@ -988,7 +1112,7 @@ Result<std::pair<EntryOut, uint64_t>> HekaFs::Create(const Caller& c, uint64_t p
   if (!r.ok()) return r.status();
   auto created = Created(who, parent, name, *r);
   if (!created.ok()) return created.status();
-  EntryOut e = *created;
+  EntryOut e = Reference(*created);
   auto h = std::make_shared<Handle>();
   h->ino = e.ino;
   h->fid = r->status().fid();

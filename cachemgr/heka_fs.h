@@ -7,9 +7,10 @@
 // into the caller's Kerberos credentials (or none: anonymous, served over the machine's own
 // connection with system:anyuser rights). Each identity has its own connections.
 //
-// Cache (in memory in this part: the Node and Handle maps of this class; a persistent cache
-// still has to be put behind an interface):
-// statuses, directory entries and file chunks stay valid while the file server's callback
+// Cache: file data (and symlink targets) in a ChunkCache (chunk_cache.h), by file, data
+// version and chunk, within a size bound; statuses, rights and listings in this class's
+// Node map, held while the kernel references the inode (lookup counts, ForgetInode).
+// Statuses, directory entries and file chunks stay valid while the file server's callback
 // promise does (one promise per cache manager, by its UUID). Rights are remembered per
 // identity and an object is given to an identity only once the server has confirmed that
 // identity's rights on it. A break marks the objects invalid at once (before the
@@ -56,6 +57,7 @@ struct Caller {
 
 struct EntryOut {
   uint64_t ino = 0;
+  pb::Fid fid;
   struct stat st {};
   double entry_timeout = 0;
   double attr_timeout = 0;
@@ -70,6 +72,9 @@ struct DirEntryOut {
   std::string name;
   uint64_t ino = 0;
   mode_t type = 0;  // S_IFDIR, S_IFREG, S_IFLNK
+  // ReadDirPlus: the entry's attributes when known (not for mount points: the kernel looks
+  // those up). Not yet referenced: see Reference().
+  std::optional<EntryOut> entry;
 };
 
 // Changes SetAttr may make (a FUSE_SET_ATTR_* subset).
@@ -102,6 +107,23 @@ class HekaFs {
   Result<AttrOut> SetAttr(const Caller& c, uint64_t ino, const SetAttrIn& in,
                           std::optional<uint64_t> fh);
   Result<std::vector<DirEntryOut>> ReadDir(const Caller& c, uint64_t ino);
+  // ReadDir with each entry's attributes, asked for in batches (BulkStatus) as the caller.
+  Result<std::vector<DirEntryOut>> ReadDirPlus(const Caller& c, uint64_t ino);
+
+  // The kernel's references. Lookup, Create, MkDir, Symlink and Link count one for the inode
+  // they return; an entry of ReadDirPlus counts once passed to Reference (its inode number may
+  // change then, if the inode was forgotten meanwhile). ForgetInode drops `n` of them; at
+  // zero, with no open file, what is cached about the inode goes, but not its file data
+  // (the ChunkCache keeps that by file) and its number is not reused.
+  EntryOut Reference(EntryOut e);
+  void ForgetInode(uint64_t ino, uint64_t n);
+  // `heka fs getcacheparms`.
+  struct CacheStats {
+    ChunkCacheUsage chunks;
+    uint64_t kernel_inodes = 0;  // inodes the kernel holds references to
+    uint64_t objects = 0;        // cached statuses (and listings)
+  };
+  CacheStats Stats();
   Result<std::string> ReadLink(const Caller& c, uint64_t ino);
   Result<struct statvfs> StatFs(const Caller& c, uint64_t ino);
 
@@ -237,6 +259,12 @@ class HekaFs {
   Status RemoveEntry(const Caller& c, uint64_t parent, const std::string& name,
                      const std::string& method);
   Result<pb::Fid> LookupFid(const Who& who, uint64_t parent, const std::string& name);
+  // Lookup without counting a kernel reference (ResolvePath).
+  Result<EntryOut> LookupAs(const Who& who, uint64_t parent, const std::string& name);
+  // The names and fids of directory `ino`, as `who` (who has `l` on it).
+  Result<std::map<std::string, pb::Fid>> ListAs(const Who& who, uint64_t ino);
+  // Unstored writes of open handles show in the size.
+  void ApplyPendingSize(uint64_t ino, struct stat& st);
 
   Status StoreDirty(Handle& h);
   // kLockLost if a lock taken through `h` was lost: its I/O then fails with EIO.
@@ -257,6 +285,7 @@ class HekaFs {
   std::map<uint64_t, pb::Fid> fids_;                       // mu_: ino -> fid
   std::map<std::tuple<std::string, uint64_t, uint64_t, uint64_t>, uint64_t> inos_;  // mu_
   uint64_t next_ino_ = 2;                                  // mu_
+  std::map<uint64_t, uint64_t> lookups_;                   // mu_: ino -> kernel references
   std::map<uint64_t, std::unique_ptr<Node>> nodes_;        // mu_: by ino
   std::map<std::string, uint64_t> root_volumes_;           // mu_: cell -> root.cell volume id
   std::map<std::pair<std::string, std::string>, uint64_t> named_volumes_;  // mu_: (cell, name)

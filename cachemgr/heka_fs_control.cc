@@ -40,9 +40,10 @@ Result<std::vector<std::string>> ComponentsUnder(const std::string& mountpoint,
 Result<uint64_t> HekaFs::ResolvePath(const Caller& c, const std::string& path) {
   auto parts = ComponentsUnder(options_.config->mountpoint, path);
   if (!parts.ok()) return parts.status();
+  Who who = WhoIs(c);
   uint64_t ino = kRootIno;
   for (const std::string& part : *parts) {
-    auto e = Lookup(c, ino, part);
+    auto e = LookupAs(who, ino, part);
     if (!e.ok()) return Error(e.status().code(), path + ": " + e.status().message());
     ino = e->ino;
   }
@@ -56,9 +57,10 @@ Result<std::pair<uint64_t, std::string>> HekaFs::ResolveParent(const Caller& c,
   if (parts->size() < 2) {
     return Error(Code::kInvalidArgument, "'" + path + "' is not inside a volume");
   }
+  Who who = WhoIs(c);
   uint64_t ino = kRootIno;
   for (size_t i = 0; i + 1 < parts->size(); ++i) {
-    auto e = Lookup(c, ino, (*parts)[i]);
+    auto e = LookupAs(who, ino, (*parts)[i]);
     if (!e.ok()) return Error(e.status().code(), path + ": " + e.status().message());
     ino = e->ino;
   }

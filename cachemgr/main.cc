@@ -236,7 +236,7 @@ void OpReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
   if (Refused(req)) return;
   auto r = g_fs->ReadDir(CallerOf(req), ino);
   if (!r.ok()) return ReplyError(req, r.status());
-  std::vector<DirEntryOut> all = {{".", ino, S_IFDIR}, {"..", HekaFs::kRootIno, S_IFDIR}};
+  std::vector<DirEntryOut> all = {{".", ino, S_IFDIR, {}}, {"..", HekaFs::kRootIno, S_IFDIR, {}}};
   all.insert(all.end(), r->begin(), r->end());
   std::string buf(size, '\0');
   size_t used = 0;
@@ -250,6 +250,45 @@ void OpReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
     used += need;
   }
   fuse_reply_buf(req, buf.data(), used);
+}
+
+// Like readdir, with each entry's attributes where known (the kernel then need not look each
+// name up); every entry passed with attributes is a kernel reference (HekaFs::Reference).
+void OpReadDirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  if (Refused(req)) return;
+  auto r = g_fs->ReadDirPlus(CallerOf(req), ino);
+  if (!r.ok()) return ReplyError(req, r.status());
+  std::vector<DirEntryOut> all = {{".", ino, S_IFDIR, {}}, {"..", HekaFs::kRootIno, S_IFDIR, {}}};
+  all.insert(all.end(), std::make_move_iterator(r->begin()), std::make_move_iterator(r->end()));
+  std::string buf(size, '\0');
+  size_t used = 0;
+  for (size_t i = static_cast<size_t>(off); i < all.size(); ++i) {
+    fuse_entry_param p{};
+    if (all[i].entry) {
+      p = EntryParam(g_fs->Reference(*all[i].entry));
+    } else {  // no attributes: the kernel looks it up when it needs it
+      p.attr.st_ino = all[i].ino;
+      p.attr.st_mode = all[i].type;
+    }
+    size_t need = fuse_add_direntry_plus(req, buf.data() + used, size - used,
+                                         all[i].name.c_str(), &p, static_cast<off_t>(i + 1));
+    if (need > size - used) {
+      if (p.ino != 0) g_fs->ForgetInode(p.ino, 1);  // not passed after all
+      break;
+    }
+    used += need;
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void OpForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  g_fs->ForgetInode(ino, nlookup);
+  fuse_reply_none(req);
+}
+
+void OpForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  for (size_t i = 0; i < count; ++i) g_fs->ForgetInode(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
 }
 
 void OpStatFs(fuse_req_t req, fuse_ino_t ino) {
@@ -266,6 +305,10 @@ void OpInit(void*, fuse_conn_info* conn) {
   // flock and fcntl locks come to us, to be held on the file server for every client.
   if (conn->capable & FUSE_CAP_POSIX_LOCKS) conn->want |= FUSE_CAP_POSIX_LOCKS;
   if (conn->capable & FUSE_CAP_FLOCK_LOCKS) conn->want |= FUSE_CAP_FLOCK_LOCKS;
+  // Listings always come with attributes (one BulkStatus per 1,024 names instead of a
+  // lookup per name), not only when the kernel guesses they will be wanted.
+  if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
+  conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 }
 
 uint64_t LengthOf(const struct flock* lock) {
@@ -322,6 +365,9 @@ fuse_lowlevel_ops Ops() {
   ops.fsync = OpFsync;
   ops.release = OpRelease;
   ops.readdir = OpReadDir;
+  ops.readdirplus = OpReadDirPlus;
+  ops.forget = OpForget;
+  ops.forget_multi = OpForgetMulti;
   ops.statfs = OpStatFs;
   ops.getlk = OpGetLk;
   ops.setlk = OpSetLk;

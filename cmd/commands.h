@@ -50,6 +50,7 @@ int FsWhereIs(int argc, char** argv);
 int FsFlush(int argc, char** argv);
 int FsWhoami(int argc, char** argv);
 int FsUnlog(int argc, char** argv);
+int FsGetCacheParms(int argc, char** argv);
 int FsMkMount(int argc, char** argv);
 int FsLsMount(int argc, char** argv);
 int FsRmMount(int argc, char** argv);

@@ -77,6 +77,32 @@ int FsWhoami(int argc, char** argv) {
   return kExitOk;
 }
 
+// heka fs getcacheparms [-format json]: how much the cache holds, of how much.
+int FsGetCacheParms(int argc, char** argv) {
+  FsCommand c = StartFsCommand("fs getcacheparms", argc, argv,
+                               {{"format", true, "output format: text (default) or json"}}, {});
+  if (c.exit) return *c.exit;
+  cachemgr::ControlRequest req;
+  req.set_op(cachemgr::GET_CACHE_PARMS);
+  auto rep = AskCacheManager(c, req);
+  if (!rep.ok()) return c.Fail(rep.status());
+  const cachemgr::CacheParms& p = rep->cache();
+  auto n = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+  if (c.Get("format") == "json") {
+    std::printf("{\"used_bytes\":%llu,\"capacity_bytes\":%llu,\"chunks\":%llu,"
+                "\"evicted_chunks\":%llu,\"kernel_inodes\":%llu,\"objects\":%llu}\n",
+                n(p.used_bytes()), n(p.capacity_bytes()), n(p.chunks()), n(p.evicted_chunks()),
+                n(p.kernel_inodes()), n(p.objects()));
+  } else {
+    // OpenAFS counts 1 KiB blocks; so does this line.
+    std::printf("Heka using %llu of the cache's available %llu 1K byte blocks.\n",
+                n((p.used_bytes() + 1023) / 1024), n(p.capacity_bytes() / 1024));
+    std::printf("%llu chunks cached (%llu evicted), %llu objects, %llu inodes held by the kernel.\n",
+                n(p.chunks()), n(p.evicted_chunks()), n(p.objects()), n(p.kernel_inodes()));
+  }
+  return kExitOk;
+}
+
 // heka fs unlog
 int FsUnlog(int argc, char** argv) {
   FsCommand c = StartFsCommand("fs unlog", argc, argv, {}, {});

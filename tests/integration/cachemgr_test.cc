@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
 #include "dbserver/client/db_client.h"
 #include "fileserver/client/file_client.h"
@@ -577,6 +578,63 @@ TEST(CacheManagerTest, ExpiredTicketIsRefusedUntilANewKinit) {
   auto again = as_short("cat " + A("ticket.txt"));
   EXPECT_EQ(again.exit_code, 0) << again.output;
   EXPECT_EQ(again.output, "fresh\n");
+}
+
+// Calls file server 1 answered so far, by method (`heka rpc stats`, as alice).
+std::map<std::string, uint64_t> ServerCalls() {
+  World& w = TheWorld();
+  auto r = Sh("alice", testing::BinDir() + "/heka rpc stats -server " + w.cell->fs_address(1) +
+                           " -principal " + w.cell->fs_principal(1) + " -format json");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  std::map<std::string, uint64_t> out;
+  std::regex item("\"method\":\"heka\\.fileserver\\.File\\.(\\w+)\",\"calls\":(\\d+)");
+  for (std::sregex_iterator it(r.output.begin(), r.output.end(), item), end; it != end; ++it) {
+    out[(*it)[1]] = std::stoull((*it)[2]);
+  }
+  return out;
+}
+
+uint64_t CacheParm(const Mount& m, const std::string& key) {
+  auto r = testing::RunProcess({testing::BinDir() + "/heka", "fs", "getcacheparms", "-format",
+                                "json", "-socket", m.config.substr(0, m.config.size() - 5) +
+                                                       "/control.sock"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  std::smatch m2;
+  if (!std::regex_search(r.output, m2, std::regex("\"" + key + "\":(\\d+)"))) return 0;
+  return std::stoull(m2[1]);
+}
+
+// `ls -l` of a directory another client filled: the names come with their attributes, a
+// batch at a time, not a lookup per name; once the kernel lets go of the inodes, the cache
+// manager does too.
+TEST(CacheManagerTest, ListingsComeWithAttributesInBatchesAndForgottenInodesAreLetGo) {
+  World& w = TheWorld();
+  ASSERT_EQ(Sh("alice", "mkdir " + A("many") + " && cd " + A("many") +
+                            " && for i in $(seq 300); do echo $i > f$i; done")
+                .exit_code,
+            0);
+  auto before = ServerCalls();
+  auto ls = Sh("alice", "ls -l " + B("many") + " | grep -c ' f[0-9]*$'");
+  EXPECT_EQ(ls.output, "300\n");
+  auto after = ServerCalls();
+  auto delta = [&](const std::string& m) { return after[m] - before[m]; };
+  EXPECT_GE(delta("BulkStatus"), 1u);
+  EXPECT_LE(delta("FetchStatus") + delta("Lookup"), 10u)
+      << "FetchStatus " << delta("FetchStatus") << ", Lookup " << delta("Lookup");
+  EXPECT_GE(CacheParm(w.mounts[1], "kernel_inodes"), 300u);
+  // The kernel drops unused dentries and inodes, and tells the cache manager (FORGET).
+  uint64_t held = 0;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        std::ofstream("/proc/sys/vm/drop_caches") << "2\n";
+        held = CacheParm(w.mounts[1], "kernel_inodes");
+        return held < 50;
+      },
+      seconds(20)))
+      << held << " inodes still held";
+  // Forgotten, not lost: the files read back, from the same client.
+  auto again = Sh("alice", "cat " + B("many/f7") + " " + B("many/f300"));
+  EXPECT_EQ(again.output, "7\n300\n");
 }
 
 // kinit as another principal into the same cache: what the process does next is done as that
