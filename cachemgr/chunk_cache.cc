@@ -62,6 +62,12 @@ ChunkCacheUsage MemoryChunkCache::Usage() const {
   return ChunkCacheUsage{bytes_, chunks_.size(), capacity_, evicted_};
 }
 
+void MemoryChunkCache::SetCapacity(uint64_t capacity_bytes) {
+  std::lock_guard lock(mu_);
+  capacity_ = capacity_bytes;
+  EvictLocked();
+}
+
 void MemoryChunkCache::EraseLocked(std::map<Key, Entry>::iterator it) {
   bytes_ -= it->second.bytes.size();
   lru_.erase(it->second.lru);

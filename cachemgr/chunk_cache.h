@@ -44,6 +44,8 @@ class ChunkCache {
   // Drops every chunk of `file`, all versions.
   virtual void Drop(const FileKey& file) = 0;
   virtual ChunkCacheUsage Usage() const = 0;
+  // A new bound (`heka fs setcachesize`); evicts at once down to it.
+  virtual void SetCapacity(uint64_t capacity_bytes) = 0;
 };
 
 class MemoryChunkCache : public ChunkCache {
@@ -55,6 +57,7 @@ class MemoryChunkCache : public ChunkCache {
   void Advance(const FileKey& file, uint64_t from, uint64_t to, uint64_t end_index) override;
   void Drop(const FileKey& file) override;
   ChunkCacheUsage Usage() const override;
+  void SetCapacity(uint64_t capacity_bytes) override;
 
  private:
   using Key = std::tuple<FileKey, uint64_t, uint64_t>;  // (file, version, index)
@@ -65,8 +68,8 @@ class MemoryChunkCache : public ChunkCache {
   void EraseLocked(std::map<Key, Entry>::iterator it);
   void EvictLocked();
 
-  const uint64_t capacity_;
   mutable std::mutex mu_;
+  uint64_t capacity_;            // mu_
   std::map<Key, Entry> chunks_;  // mu_; ordered: a file's chunks are adjacent
   std::list<Key> lru_;           // mu_; front = least recently used
   uint64_t bytes_ = 0;           // mu_

@@ -42,6 +42,9 @@ TEST(MemoryChunkCacheTest, StaysWithinItsBoundDroppingTheLeastRecentlyUsed) {
   cache.Put(kB, 1, 1, std::string(301, 'x'));  // larger than the bound: not held
   EXPECT_FALSE(cache.Get(kB, 1, 1));
   EXPECT_LE(cache.Usage().bytes, 300u);
+  cache.SetCapacity(150);  // smaller: evicts at once
+  EXPECT_EQ(cache.Usage().chunks, 1u);
+  EXPECT_EQ(cache.Usage().capacity, 150u);
 }
 
 TEST(MemoryChunkCacheTest, AdvanceCarriesChunksToTheNewVersionAndDropsTheRest) {
