@@ -14,7 +14,7 @@
 #include <map>
 #include <set>
 
-#include "fileserver/volume/meta_db.h"
+#include "util/sqlite.h"
 
 namespace heka::fs {
 namespace {
@@ -106,7 +106,7 @@ class VolumeSalvager {
   Env* const env_;
   const std::string dir_;
   SalvageReport& report_;
-  std::unique_ptr<MetaDb> db_;
+  std::unique_ptr<SqliteDb> db_;
   uint64_t chunk_size_ = 0;
   uint64_t inline_limit_ = 0;
   std::set<std::string> files_;     // names in c/ when the salvage began
@@ -120,7 +120,7 @@ void VolumeSalvager::Note(std::string line) {
 }
 
 Status VolumeSalvager::CheckIntegrity() {
-  Query q(*db_, "PRAGMA integrity_check");
+  SqliteQuery q(*db_, "PRAGMA integrity_check");
   std::string problems;
   for (int n = 0;; ++n) {
     auto row = q.Step();
@@ -137,7 +137,7 @@ Status VolumeSalvager::CheckIntegrity() {
 }
 
 Status VolumeSalvager::ReadHeader() {
-  Query q(*db_, "SELECT format, id, chunk_size, inline_limit FROM header");
+  SqliteQuery q(*db_, "SELECT format, id, chunk_size, inline_limit FROM header");
   auto row = q.Step();
   if (!row.ok()) return row.status();
   if (!*row) return Error(Code::kIoError, "volume header missing");
@@ -162,7 +162,7 @@ Status VolumeSalvager::ListChunkDir() {
 }
 
 Status VolumeSalvager::LoadTree() {
-  Query v(*db_, "SELECT vnode, uniq, type, size, links, parent FROM vnodes");
+  SqliteQuery v(*db_, "SELECT vnode, uniq, type, size, links, parent FROM vnodes");
   for (;;) {
     auto row = v.Step();
     if (!row.ok()) return row.status();
@@ -173,7 +173,7 @@ Status VolumeSalvager::LoadTree() {
   auto root = vnodes_.find(kRootVnode);
   if (root == vnodes_.end() || root->second.type != VnodeType::kDir)
     return Error(Code::kIoError, "root directory missing");
-  Query d(*db_, "SELECT dir, name, child, child_uniq FROM dirents ORDER BY dir, name");
+  SqliteQuery d(*db_, "SELECT dir, name, child, child_uniq FROM dirents ORDER BY dir, name");
   for (;;) {
     auto row = d.Step();
     if (!row.ok()) return row.status();
@@ -270,7 +270,7 @@ Status VolumeSalvager::RemoveOrphan(uint64_t vnode) {
        {"DELETE FROM chunks WHERE vnode = ?", "DELETE FROM inline_data WHERE vnode = ?",
         "DELETE FROM acls WHERE dir = ?", "DELETE FROM dirents WHERE dir = ?",
         "DELETE FROM vnodes WHERE vnode = ?"}) {
-    if (Status s = Query(*db_, sql, vnode).Run(); !s.ok()) return s;
+    if (Status s = SqliteQuery(*db_, sql, vnode).Run(); !s.ok()) return s;
   }
   return Status::Ok();
 }
@@ -279,7 +279,7 @@ Status VolumeSalvager::ApplyTree(const TreePlan& plan, uint64_t serial) {
   std::set<uint64_t> changed_dirs;
   for (size_t i : plan.drop) {
     const Entry& e = entries_[i];
-    Status s = Query(*db_, "DELETE FROM dirents WHERE dir = ? AND name = ?", e.dir, e.name).Run();
+    Status s = SqliteQuery(*db_, "DELETE FROM dirents WHERE dir = ? AND name = ?", e.dir, e.name).Run();
     if (!s.ok()) return s;
     changed_dirs.insert(e.dir);
   }
@@ -297,7 +297,7 @@ Status VolumeSalvager::ApplyTree(const TreePlan& plan, uint64_t serial) {
       Note(fmt::format("vnode {}: link count {} → {}", vnode, node.links, links));
     if (parent != node.parent)
       Note(fmt::format("vnode {}: parent {} → {}", vnode, node.parent, parent));
-    Status s = Query(*db_, "UPDATE vnodes SET links = ?, parent = ?, serial = ? WHERE vnode = ?",
+    Status s = SqliteQuery(*db_, "UPDATE vnodes SET links = ?, parent = ?, serial = ? WHERE vnode = ?",
                      links, parent, serial, vnode)
                    .Run();
     if (!s.ok()) return s;
@@ -306,7 +306,7 @@ Status VolumeSalvager::ApplyTree(const TreePlan& plan, uint64_t serial) {
   for (uint64_t dir : changed_dirs) {
     if (plan.orphans.contains(dir) || !vnodes_.contains(dir)) continue;
     Status s =
-        Query(*db_, "UPDATE vnodes SET dv = dv + 1, serial = ? WHERE vnode = ?", serial, dir).Run();
+        SqliteQuery(*db_, "UPDATE vnodes SET dv = dv + 1, serial = ? WHERE vnode = ?", serial, dir).Run();
     if (!s.ok()) return s;
   }
   report_.dirents_removed += plan.drop.size();
@@ -326,7 +326,7 @@ Status VolumeSalvager::CheckInlineRows() {
   };
   std::vector<Row> rows;
   {
-    Query q(*db_,
+    SqliteQuery q(*db_,
             "SELECT i.vnode, length(i.data), v.size, v.type IS NOT NULL AND v.type = ?, "
             "(SELECT count(*) FROM chunks c WHERE c.vnode = i.vnode) "
             "FROM inline_data i LEFT JOIN vnodes v ON v.vnode = i.vnode",
@@ -343,18 +343,18 @@ Status VolumeSalvager::CheckInlineRows() {
     if (!r.file || (r.chunk_rows > 0 && r.size > inline_limit_)) {
       Note(fmt::format("vnode {}: inline data ({} bytes) of a {}: dropped", r.vnode, r.len,
                        r.file ? "file with chunks past the inline limit" : "missing or non-file"));
-      s = Query(*db_, "DELETE FROM inline_data WHERE vnode = ?", r.vnode).Run();
+      s = SqliteQuery(*db_, "DELETE FROM inline_data WHERE vnode = ?", r.vnode).Run();
     } else if (r.chunk_rows > 0) {
       Note(fmt::format("vnode {}: {} chunk rows beside its inline data ({} bytes): dropped",
                        r.vnode, r.chunk_rows, r.size));
-      s = Query(*db_, "DELETE FROM chunks WHERE vnode = ?", r.vnode).Run();
+      s = SqliteQuery(*db_, "DELETE FROM chunks WHERE vnode = ?", r.vnode).Run();
     } else if (uint64_t keep = std::min({r.len, r.size, inline_limit_});
                keep != r.len || keep == 0) {
       Note(fmt::format("vnode {}: inline data ({} bytes) past its size {}: cut to {}", r.vnode,
                        r.len, r.size, keep));
       s = keep == 0
-              ? Query(*db_, "DELETE FROM inline_data WHERE vnode = ?", r.vnode).Run()
-              : Query(*db_, "UPDATE inline_data SET data = substr(data, 1, ?) WHERE vnode = ?",
+              ? SqliteQuery(*db_, "DELETE FROM inline_data WHERE vnode = ?", r.vnode).Run()
+              : SqliteQuery(*db_, "UPDATE inline_data SET data = substr(data, 1, ?) WHERE vnode = ?",
                       keep, r.vnode)
                     .Run();
     } else {
@@ -375,7 +375,7 @@ Status VolumeSalvager::CheckChunkRows() {
   };
   std::vector<Row> rows;
   {
-    Query q(*db_,
+    SqliteQuery q(*db_,
             "SELECT c.vnode, c.idx, c.dv, v.uniq, v.size, v.type IS NOT NULL AND v.type = ? "
             "FROM chunks c LEFT JOIN vnodes v ON v.vnode = c.vnode",
             static_cast<int>(VnodeType::kFile));
@@ -406,7 +406,7 @@ Status VolumeSalvager::CheckChunkRows() {
                        r.vnode, r.index));
     }
     Status s =
-        Query(*db_, "DELETE FROM chunks WHERE vnode = ? AND idx = ?", r.vnode, r.index).Run();
+        SqliteQuery(*db_, "DELETE FROM chunks WHERE vnode = ? AND idx = ?", r.vnode, r.index).Run();
     if (!s.ok()) return s;
   }
   return Status::Ok();
@@ -414,7 +414,7 @@ Status VolumeSalvager::CheckChunkRows() {
 
 // usage is the sum of file and symlink sizes; next_vnode / next_uniq lie past every vnode.
 Status VolumeSalvager::CheckHeaderTotals() {
-  Query q(*db_,
+  SqliteQuery q(*db_,
           "SELECT h.usage, h.next_vnode, h.next_uniq, "
           "(SELECT COALESCE(SUM(size), 0) FROM vnodes WHERE type != ?), "
           "(SELECT MAX(vnode) FROM vnodes), (SELECT MAX(uniq) FROM vnodes) FROM header h",
@@ -436,7 +436,7 @@ Status VolumeSalvager::CheckHeaderTotals() {
                      next_uniq, want_uniq));
   }
   if (usage == sum && report_.header_fixed == 0) return Status::Ok();
-  return Query(*db_, "UPDATE header SET usage = ?, next_vnode = ?, next_uniq = ?", sum, want_vnode,
+  return SqliteQuery(*db_, "UPDATE header SET usage = ?, next_vnode = ?, next_uniq = ?", sum, want_vnode,
                want_uniq)
       .Run();
 }
@@ -446,7 +446,7 @@ Status VolumeSalvager::CheckHeaderTotals() {
 Status VolumeSalvager::RepairMetadata() {
   if (Status s = db_->Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
   Status s = [&]() -> Status {
-    Query q(*db_, "SELECT serial + 1 FROM header");
+    SqliteQuery q(*db_, "SELECT serial + 1 FROM header");
     auto row = q.Step();
     if (!row.ok()) return row.status();
     uint64_t serial = q.Uint(0);
@@ -458,7 +458,7 @@ Status VolumeSalvager::RepairMetadata() {
     if (Status st = CheckChunkRows(); !st.ok()) return st;
     if (Status st = CheckHeaderTotals(); !st.ok()) return st;
     if (report_.fixes() == 0) return Status::Ok();
-    return Query(*db_, "UPDATE header SET serial = ?", serial).Run();
+    return SqliteQuery(*db_, "UPDATE header SET serial = ?", serial).Run();
   }();
   if (s.ok()) s = db_->Exec("COMMIT");
   if (!s.ok()) (void)db_->Exec("ROLLBACK");
@@ -493,7 +493,7 @@ Status VolumeSalvager::ClearDirtyMarker() {
 }
 
 Status VolumeSalvager::Run() {
-  auto db = MetaDb::Open(dir_ + "/meta.sqlite", /*create=*/false);
+  auto db = SqliteDb::Open(dir_ + "/meta.sqlite", /*create=*/false);
   if (!db.ok()) return db.status();
   db_ = std::move(*db);
   for (Status (VolumeSalvager::*step)() :

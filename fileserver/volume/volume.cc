@@ -99,7 +99,7 @@ Status CheckEntryName(std::string_view name) {
   return Status::Ok();
 }
 
-Volume::Volume(VolumeOptions options, uint64_t id, std::unique_ptr<MetaDb> db)
+Volume::Volume(VolumeOptions options, uint64_t id, std::unique_ptr<SqliteDb> db)
     : options_(std::move(options)),
       id_(id),
       dir_(VolumeDir(options_, id)),
@@ -117,26 +117,26 @@ Result<std::unique_ptr<Volume>> Volume::Create(VolumeOptions options, uint64_t i
   Env* env = options.env;
   if (Status s = env->MkDir(dir); !s.ok()) return s;
   if (Status s = env->MkDir(dir + "/c"); !s.ok()) return s;
-  auto db = MetaDb::Open(dir + "/meta.sqlite", /*create=*/true);
+  auto db = SqliteDb::Open(dir + "/meta.sqlite", /*create=*/true);
   if (!db.ok()) return db.status();
-  MetaDb& m = **db;
+  SqliteDb& m = **db;
   int64_t now = options.now_ns();
   if (Status s = m.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
   Status s = m.Exec(kSchema);
   if (s.ok()) {
-    s = Query(m, "INSERT INTO header VALUES (1, ?, ?, ?, ?, 0, ?, 0, 2, 2, 1, 0, 0, ?, 0, 0, 0, ?)",
+    s = SqliteQuery(m, "INSERT INTO header VALUES (1, ?, ?, ?, ?, 0, ?, 0, 2, 2, 1, 0, 0, ?, 0, 0, 0, ?)",
               kVolumeFormatVersion, id, name, static_cast<int>(type), quota_bytes,
               options.chunk_size, options.inline_limit)
             .Run();
   }
   if (s.ok()) {
     // The mode is bound, not written in the SQL: SQLite reads 0755 as decimal.
-    s = Query(m, "INSERT INTO vnodes VALUES (1, 1, ?, ?, 0, 0, 0, ?, ?, 1, 2, 1, 1, x'', NULL)",
+    s = SqliteQuery(m, "INSERT INTO vnodes VALUES (1, 1, ?, ?, 0, 0, 0, ?, ?, 1, 2, 1, 1, x'', NULL)",
               static_cast<int>(VnodeType::kDir), 0755, now, now)
             .Run();
   }
   if (s.ok()) {
-    s = Query(m, "INSERT INTO acls VALUES (1, ?, 0, ?)", kSystemAdministrators,
+    s = SqliteQuery(m, "INSERT INTO acls VALUES (1, ?, 0, ?)", kSystemAdministrators,
               static_cast<uint32_t>(kAllRights))
             .Run();
   }
@@ -152,9 +152,9 @@ Result<std::unique_ptr<Volume>> Volume::Open(VolumeOptions options, uint64_t id)
   std::string dir = VolumeDir(options, id);
   if (!options.env->FileExists(dir + "/meta.sqlite"))
     return Error(Code::kNotFound, "no volume " + std::to_string(id) + " in " + options.partition);
-  auto db = MetaDb::Open(dir + "/meta.sqlite", /*create=*/false);
+  auto db = SqliteDb::Open(dir + "/meta.sqlite", /*create=*/false);
   if (!db.ok()) return db.status();
-  Query q(**db, "SELECT format, id, chunk_size, inline_limit FROM header");
+  SqliteQuery q(**db, "SELECT format, id, chunk_size, inline_limit FROM header");
   auto row = q.Step();
   if (!row.ok()) return row.status();
   if (!*row) return Error(Code::kIoError, "volume header missing in " + dir);
@@ -216,7 +216,7 @@ Result<std::array<uint64_t, 3>> Volume::FoldCountersInTxn() {
   std::array<uint64_t, 3> add = {pending_ops_.load(), pending_reads_.load(),
                                  pending_bytes_read_.load()};
   if (add == std::array<uint64_t, 3>{}) return add;
-  Status s = Query(*db_,
+  Status s = SqliteQuery(*db_,
                    "UPDATE header SET ops = ops + ?, reads = reads + ?, "
                    "bytes_read = bytes_read + ?",
                    add[0], add[1], add[2])
@@ -267,7 +267,7 @@ bool Volume::TryMarkClean() {
 }
 
 Result<VnodeStatus> Volume::LoadVnode(uint64_t vnode) {
-  Query q(*db_, kVnodeColumns, vnode);
+  SqliteQuery q(*db_, kVnodeColumns, vnode);
   auto row = q.Step();
   if (!row.ok()) return row.status();
   if (!*row) return Error(Code::kNotFound, "no vnode " + std::to_string(vnode));
@@ -299,7 +299,7 @@ Result<VnodeStatus> Volume::LoadDir(uint64_t dir) {
 Result<DirEntry> Volume::LookupInTxn(uint64_t dir, std::string_view name) {
   if (auto d = LoadDir(dir); !d.ok()) return d.status();
   if (Status s = CheckEntryName(name); !s.ok()) return s;
-  Query q(*db_, "SELECT child, child_uniq FROM dirents WHERE dir = ? AND name = ?", dir, name);
+  SqliteQuery q(*db_, "SELECT child, child_uniq FROM dirents WHERE dir = ? AND name = ?", dir, name);
   auto row = q.Step();
   if (!row.ok()) return row.status();
   if (!*row) return Error(Code::kNotFound, "no entry '" + std::string(name) + "'");
@@ -307,7 +307,7 @@ Result<DirEntry> Volume::LookupInTxn(uint64_t dir, std::string_view name) {
 }
 
 Result<uint64_t> Volume::BumpSerial() {
-  Query q(*db_, "UPDATE header SET serial = serial + 1 RETURNING serial");
+  SqliteQuery q(*db_, "UPDATE header SET serial = serial + 1 RETURNING serial");
   auto row = q.Step();
   if (!row.ok()) return row.status();
   if (!*row) return Error(Code::kIoError, "volume header missing");
@@ -317,7 +317,7 @@ Result<uint64_t> Volume::BumpSerial() {
 }
 
 Status Volume::AddUsage(int64_t delta, bool check_quota) {
-  Query q(*db_, "UPDATE header SET usage = MAX(0, usage + ?) RETURNING usage, quota", delta);
+  SqliteQuery q(*db_, "UPDATE header SET usage = MAX(0, usage + ?) RETURNING usage, quota", delta);
   auto row = q.Step();
   if (!row.ok()) return row.status();
   if (!*row) return Error(Code::kIoError, "volume header missing");
@@ -330,7 +330,7 @@ Status Volume::AddUsage(int64_t delta, bool check_quota) {
 
 Status Volume::TouchDir(uint64_t dir, uint64_t serial, int link_delta) {
   int64_t now = options_.now_ns();
-  return Query(*db_,
+  return SqliteQuery(*db_,
                "UPDATE vnodes SET mtime_ns = ?, ctime_ns = ?, serial = ?, dv = dv + 1, "
                "links = links + ? WHERE vnode = ?",
                now, now, serial, link_delta, dir)
@@ -339,7 +339,7 @@ Status Volume::TouchDir(uint64_t dir, uint64_t serial, int link_delta) {
 
 Status Volume::DeleteVnode(const VnodeStatus& v, std::vector<ChunkKey>* dead) {
   {
-    Query q(*db_, "SELECT idx, dv FROM chunks WHERE vnode = ?", v.vnode);
+    SqliteQuery q(*db_, "SELECT idx, dv FROM chunks WHERE vnode = ?", v.vnode);
     for (;;) {
       auto row = q.Step();
       if (!row.ok()) return row.status();
@@ -350,7 +350,7 @@ Status Volume::DeleteVnode(const VnodeStatus& v, std::vector<ChunkKey>* dead) {
   for (const char* sql :
        {"DELETE FROM chunks WHERE vnode = ?", "DELETE FROM inline_data WHERE vnode = ?",
         "DELETE FROM acls WHERE dir = ?", "DELETE FROM vnodes WHERE vnode = ?"}) {
-    if (Status s = Query(*db_, sql, v.vnode).Run(); !s.ok()) return s;
+    if (Status s = SqliteQuery(*db_, sql, v.vnode).Run(); !s.ok()) return s;
   }
   if (v.type == VnodeType::kDir) return Status::Ok();
   return AddUsage(-static_cast<int64_t>(v.size), false);
@@ -358,7 +358,7 @@ Status Volume::DeleteVnode(const VnodeStatus& v, std::vector<ChunkKey>* dead) {
 
 Status Volume::DropLink(const VnodeStatus& v, uint64_t serial, std::vector<ChunkKey>* dead) {
   if (v.link_count > 1) {
-    return Query(*db_,
+    return SqliteQuery(*db_,
                  "UPDATE vnodes SET links = links - 1, ctime_ns = ?, serial = ? "
                  "WHERE vnode = ?",
                  options_.now_ns(), serial, v.vnode)
@@ -368,7 +368,7 @@ Status Volume::DropLink(const VnodeStatus& v, uint64_t serial, std::vector<Chunk
 }
 
 Status Volume::IsEmptyDir(uint64_t dir) {
-  Query q(*db_, "SELECT 1 FROM dirents WHERE dir = ? LIMIT 1", dir);
+  SqliteQuery q(*db_, "SELECT 1 FROM dirents WHERE dir = ? LIMIT 1", dir);
   auto row = q.Step();
   if (!row.ok()) return row.status();
   if (*row) return Error(Code::kNotEmpty, "directory not empty");
@@ -379,7 +379,7 @@ Status Volume::IsEmptyDir(uint64_t dir) {
 
 Result<VolumeHeader> Volume::Header() {
   std::lock_guard lock(mu_);
-  Query q(*db_,
+  SqliteQuery q(*db_,
           "SELECT id, name, type, parent_id, quota, usage, next_vnode, next_uniq, serial, "
           "stores, bytes_stored, ops, reads, bytes_read, (SELECT count(*) FROM vnodes) "
           "FROM header");
@@ -411,7 +411,7 @@ Status Volume::SetQuota(uint64_t quota_bytes) {
   return RunTxn(
       [&]() -> Status {
         if (auto serial = BumpSerial(); !serial.ok()) return serial.status();
-        return Query(*db_, "UPDATE header SET quota = ?", quota_bytes).Run();
+        return SqliteQuery(*db_, "UPDATE header SET quota = ?", quota_bytes).Run();
       },
       nullptr);
 }
@@ -433,7 +433,7 @@ Result<std::vector<DirEntry>> Volume::List(uint64_t dir, std::string_view after_
   CountOp();
   std::lock_guard lock(mu_);
   if (auto d = LoadDir(dir); !d.ok()) return d.status();
-  Query q(*db_,
+  SqliteQuery q(*db_,
           "SELECT name, child, child_uniq FROM dirents WHERE dir = ? AND name > ? "
           "ORDER BY name LIMIT ?",
           dir, after_name, static_cast<int64_t>(limit));
@@ -450,7 +450,7 @@ Result<std::vector<DirEntry>> Volume::List(uint64_t dir, std::string_view after_
 Result<std::string> Volume::ReadLink(uint64_t vnode) {
   CountOp();
   std::lock_guard lock(mu_);
-  Query q(*db_, "SELECT type, target FROM vnodes WHERE vnode = ?", vnode);
+  SqliteQuery q(*db_, "SELECT type, target FROM vnodes WHERE vnode = ?", vnode);
   auto row = q.Step();
   if (!row.ok()) return row.status();
   if (!*row) return Error(Code::kNotFound, "no vnode " + std::to_string(vnode));
@@ -463,7 +463,7 @@ Result<std::vector<AclEntry>> Volume::GetAcl(uint64_t dir) {
   CountOp();
   std::lock_guard lock(mu_);
   if (auto d = LoadDir(dir); !d.ok()) return d.status();
-  Query q(*db_,
+  SqliteQuery q(*db_,
           "SELECT principal, rights, negative FROM acls WHERE dir = ? ORDER BY negative, "
           "principal",
           dir);
@@ -489,14 +489,14 @@ Status Volume::SetAcl(uint64_t dir, const std::vector<AclEntry>& acl) {
         if (auto d = LoadDir(dir); !d.ok()) return d.status();
         auto serial = BumpSerial();
         if (!serial.ok()) return serial.status();
-        if (Status s = Query(*db_, "DELETE FROM acls WHERE dir = ?", dir).Run(); !s.ok()) return s;
+        if (Status s = SqliteQuery(*db_, "DELETE FROM acls WHERE dir = ?", dir).Run(); !s.ok()) return s;
         for (const AclEntry& e : acl) {
-          Status s = Query(*db_, "INSERT OR REPLACE INTO acls VALUES (?, ?, ?, ?)", dir,
+          Status s = SqliteQuery(*db_, "INSERT OR REPLACE INTO acls VALUES (?, ?, ?, ?)", dir,
                            e.principal, e.negative ? 1 : 0, e.rights)
                          .Run();
           if (!s.ok()) return s;
         }
-        return Query(*db_, "UPDATE vnodes SET serial = ?, ctime_ns = ? WHERE vnode = ?", *serial,
+        return SqliteQuery(*db_, "UPDATE vnodes SET serial = ?, ctime_ns = ? WHERE vnode = ?", *serial,
                      options_.now_ns(), dir)
             .Run();
       },

@@ -31,7 +31,7 @@
 
 #include "fileserver/volume/chunk_store.h"
 #include "fileserver/volume/env.h"
-#include "fileserver/volume/meta_db.h"
+#include "util/sqlite.h"
 #include "util/bytes.h"
 #include "util/status.h"
 
@@ -239,7 +239,7 @@ class Volume {
  private:
   friend class StoreTransaction;
   struct Txn;
-  Volume(VolumeOptions options, uint64_t id, std::unique_ptr<MetaDb> db);
+  Volume(VolumeOptions options, uint64_t id, std::unique_ptr<SqliteDb> db);
 
   Result<Bytes> ReadUncounted(uint64_t vnode, uint64_t offset, uint64_t len);  // takes mu_
 
@@ -299,7 +299,7 @@ class Volume {
   const uint64_t id_;
   const std::string dir_;
   std::mutex mu_;
-  std::unique_ptr<MetaDb> db_;
+  std::unique_ptr<SqliteDb> db_;
   ChunkStore chunks_;
   std::set<uint64_t> storing_;  // vnodes with a StoreTransaction in progress
   bool dirty_ = false;          // mu_: the dirty marker exists

@@ -7,7 +7,7 @@
 namespace heka::fs {
 
 Result<std::optional<Bytes>> Volume::LoadInline(uint64_t vnode) {
-  Query q(*db_, "SELECT data FROM inline_data WHERE vnode = ?", vnode);
+  SqliteQuery q(*db_, "SELECT data FROM inline_data WHERE vnode = ?", vnode);
   auto row = q.Step();
   if (!row.ok()) return row.status();
   if (!*row) return std::optional<Bytes>();
@@ -16,13 +16,13 @@ Result<std::optional<Bytes>> Volume::LoadInline(uint64_t vnode) {
 
 Status Volume::SetInlineInTxn(uint64_t vnode, ByteView data) {
   if (data.empty()) return DropInlineInTxn(vnode);  // zeros need no row
-  Query q(*db_, "INSERT OR REPLACE INTO inline_data VALUES (?, ?)", vnode);
+  SqliteQuery q(*db_, "INSERT OR REPLACE INTO inline_data VALUES (?, ?)", vnode);
   q.Bind(data);
   return q.Run();
 }
 
 Status Volume::DropInlineInTxn(uint64_t vnode) {
-  return Query(*db_, "DELETE FROM inline_data WHERE vnode = ?", vnode).Run();
+  return SqliteQuery(*db_, "DELETE FROM inline_data WHERE vnode = ?", vnode).Run();
 }
 
 Status Volume::ChunksToInlineInTxn(const VnodeStatus& v, uint64_t new_size,
@@ -30,7 +30,7 @@ Status Volume::ChunksToInlineInTxn(const VnodeStatus& v, uint64_t new_size,
   std::optional<ChunkKey> first;
   uint64_t first_len = 0;
   {
-    Query q(*db_, "SELECT idx, dv, len FROM chunks WHERE vnode = ?", v.vnode);
+    SqliteQuery q(*db_, "SELECT idx, dv, len FROM chunks WHERE vnode = ?", v.vnode);
     for (;;) {
       auto row = q.Step();
       if (!row.ok()) return row.status();
@@ -42,7 +42,7 @@ Status Volume::ChunksToInlineInTxn(const VnodeStatus& v, uint64_t new_size,
       }
     }
   }
-  if (Status s = Query(*db_, "DELETE FROM chunks WHERE vnode = ?", v.vnode).Run(); !s.ok())
+  if (Status s = SqliteQuery(*db_, "DELETE FROM chunks WHERE vnode = ?", v.vnode).Run(); !s.ok())
     return s;
   const uint64_t keep = std::min(first_len, new_size);
   if (!first || keep == 0) return Status::Ok();  // all zeros: nothing to keep
@@ -88,11 +88,11 @@ Result<VnodeStatus> Volume::CreateInline(uint64_t dir, std::string_view name,
         auto v = CreateNode(dir, name, VnodeType::kFile, a, {});
         if (!v.ok()) return v.status();
         if (Status st = SetInlineInTxn(v->vnode, data); !st.ok()) return st;
-        Status st = Query(*db_, "UPDATE vnodes SET size = ?, dv = 2 WHERE vnode = ?",
+        Status st = SqliteQuery(*db_, "UPDATE vnodes SET size = ?, dv = 2 WHERE vnode = ?",
                           static_cast<uint64_t>(data.size()), v->vnode)
                         .Run();
         if (st.ok()) {
-          st = Query(*db_, "UPDATE header SET stores = stores + 1, bytes_stored = bytes_stored + ?",
+          st = SqliteQuery(*db_, "UPDATE header SET stores = stores + 1, bytes_stored = bytes_stored + ?",
                      static_cast<uint64_t>(data.size()))
                    .Run();
         }
@@ -146,7 +146,7 @@ Status Volume::UndoCreate(const VnodeStatus& created) {
         auto serial = BumpSerial();
         if (!serial.ok()) return serial.status();
         Status s =
-            Query(*db_, "DELETE FROM dirents WHERE dir = ? AND child = ?", v->parent, v->vnode)
+            SqliteQuery(*db_, "DELETE FROM dirents WHERE dir = ? AND child = ?", v->parent, v->vnode)
                 .Run();
         if (s.ok()) s = DeleteVnode(*v, &dead);
         if (s.ok()) s = TouchDir(v->parent, *serial, 0);

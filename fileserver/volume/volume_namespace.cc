@@ -10,7 +10,7 @@ Result<VnodeStatus> Volume::CreateNode(uint64_t dir, std::string_view name, Vnod
   if (existing.ok()) return Error(Code::kAlreadyExists, "'" + std::string(name) + "' exists");
   if (existing.status().code() != Code::kNotFound) return existing.status();
   {
-    Query q(*db_, "SELECT usage, quota FROM header");
+    SqliteQuery q(*db_, "SELECT usage, quota FROM header");
     auto row = q.Step();
     if (!row.ok()) return row.status();
     if (*row && q.Uint(1) != 0 && q.Uint(0) >= q.Uint(1))
@@ -18,7 +18,7 @@ Result<VnodeStatus> Volume::CreateNode(uint64_t dir, std::string_view name, Vnod
   }
   auto serial = BumpSerial();
   if (!serial.ok()) return serial.status();
-  Query ids(*db_,
+  SqliteQuery ids(*db_,
             "UPDATE header SET next_vnode = next_vnode + 1, next_uniq = next_uniq + 1 "
             "RETURNING next_vnode - 1, next_uniq - 1");
   auto row = ids.Step();
@@ -27,7 +27,7 @@ Result<VnodeStatus> Volume::CreateNode(uint64_t dir, std::string_view name, Vnod
   if (auto done = ids.Step(); !done.ok()) return done.status();
   bool is_dir = type == VnodeType::kDir;
   int64_t now = options_.now_ns();
-  Query insert(*db_, "INSERT INTO vnodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
+  SqliteQuery insert(*db_, "INSERT INTO vnodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
                vnode, uniq, static_cast<int>(type), a.mode, a.owner, a.group,
                static_cast<uint64_t>(target.size()), now, now, is_dir ? 2 : 1, dir, *serial);
   insert.Bind(ByteView(a.client_attr));
@@ -38,11 +38,11 @@ Result<VnodeStatus> Volume::CreateNode(uint64_t dir, std::string_view name, Vnod
   }
   if (Status s = insert.Run(); !s.ok()) return s;
   if (Status s =
-          Query(*db_, "INSERT INTO dirents VALUES (?, ?, ?, ?)", dir, name, vnode, uniq).Run();
+          SqliteQuery(*db_, "INSERT INTO dirents VALUES (?, ?, ?, ?)", dir, name, vnode, uniq).Run();
       !s.ok())
     return s;
   if (is_dir) {
-    Status s = Query(*db_,
+    Status s = SqliteQuery(*db_,
                      "INSERT INTO acls SELECT ?, principal, negative, rights FROM acls "
                      "WHERE dir = ?",
                      vnode, dir)
@@ -113,7 +113,7 @@ Status Volume::Remove(uint64_t dir, std::string_view name) {
           return Error(Code::kIsDirectory, "'" + std::string(name) + "' is a directory");
         auto serial = BumpSerial();
         if (!serial.ok()) return serial.status();
-        Status s = Query(*db_, "DELETE FROM dirents WHERE dir = ? AND name = ?", dir, name).Run();
+        Status s = SqliteQuery(*db_, "DELETE FROM dirents WHERE dir = ? AND name = ?", dir, name).Run();
         if (s.ok()) s = DropLink(*child, *serial, &dead);
         if (s.ok()) s = TouchDir(dir, *serial, 0);
         return s;
@@ -134,7 +134,7 @@ Status Volume::RemoveDir(uint64_t dir, std::string_view name) {
         if (Status s = IsEmptyDir(child->vnode); !s.ok()) return s;
         auto serial = BumpSerial();
         if (!serial.ok()) return serial.status();
-        Status s = Query(*db_, "DELETE FROM dirents WHERE dir = ? AND name = ?", dir, name).Run();
+        Status s = SqliteQuery(*db_, "DELETE FROM dirents WHERE dir = ? AND name = ?", dir, name).Run();
         if (s.ok()) s = DeleteVnode(*child, &dead);
         if (s.ok()) s = TouchDir(dir, *serial, -1);
         return s;
@@ -166,7 +166,7 @@ Status Volume::ReplaceTarget(const VnodeStatus& src, const DirEntry& target, uin
     if (Status s = IsEmptyDir(victim->vnode); !s.ok()) return s;
   }
   Status s =
-      Query(*db_, "DELETE FROM dirents WHERE dir = ? AND name = ?", dst_dir, target.name).Run();
+      SqliteQuery(*db_, "DELETE FROM dirents WHERE dir = ? AND name = ?", dst_dir, target.name).Run();
   if (!s.ok()) return s;
   if (!victim_dir) return DropLink(*victim, serial, dead);
   if (s = DeleteVnode(*victim, dead); !s.ok()) return s;
@@ -198,14 +198,14 @@ Status Volume::RenameInTxn(uint64_t src_dir, std::string_view src_name, uint64_t
   } else if (target.status().code() != Code::kNotFound) {
     return target.status();
   }
-  Status s = Query(*db_, "DELETE FROM dirents WHERE dir = ? AND name = ?", src_dir, src_name).Run();
+  Status s = SqliteQuery(*db_, "DELETE FROM dirents WHERE dir = ? AND name = ?", src_dir, src_name).Run();
   if (s.ok()) {
-    s = Query(*db_, "INSERT INTO dirents VALUES (?, ?, ?, ?)", dst_dir, dst_name, src->vnode,
+    s = SqliteQuery(*db_, "INSERT INTO dirents VALUES (?, ?, ?, ?)", dst_dir, dst_name, src->vnode,
               src->uniq)
             .Run();
   }
   if (s.ok()) {
-    s = Query(*db_, "UPDATE vnodes SET parent = ?, ctime_ns = ?, serial = ? WHERE vnode = ?",
+    s = SqliteQuery(*db_, "UPDATE vnodes SET parent = ?, ctime_ns = ?, serial = ? WHERE vnode = ?",
               dst_dir, options_.now_ns(), *serial, src->vnode)
             .Run();
   }
@@ -239,9 +239,9 @@ Result<VnodeStatus> Volume::Link(uint64_t dir, uint64_t vnode, std::string_view 
         auto serial = BumpSerial();
         if (!serial.ok()) return serial.status();
         Status st =
-            Query(*db_, "INSERT INTO dirents VALUES (?, ?, ?, ?)", dir, name, vnode, v->uniq).Run();
+            SqliteQuery(*db_, "INSERT INTO dirents VALUES (?, ?, ?, ?)", dir, name, vnode, v->uniq).Run();
         if (st.ok()) {
-          st = Query(*db_,
+          st = SqliteQuery(*db_,
                      "UPDATE vnodes SET links = links + 1, ctime_ns = ?, serial = ? "
                      "WHERE vnode = ?",
                      options_.now_ns(), *serial, vnode)

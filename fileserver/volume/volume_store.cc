@@ -24,7 +24,7 @@ Status Volume::ResizeInTxn(const VnodeStatus& v, uint64_t new_size, std::vector<
   const uint64_t cs = options_.chunk_size;
   const uint64_t first_gone = (new_size + cs - 1) / cs;  // chunks wholly past the end
   {
-    Query q(*db_, "SELECT idx, dv FROM chunks WHERE vnode = ? AND idx >= ?", v.vnode, first_gone);
+    SqliteQuery q(*db_, "SELECT idx, dv FROM chunks WHERE vnode = ? AND idx >= ?", v.vnode, first_gone);
     for (;;) {
       auto row = q.Step();
       if (!row.ok()) return row.status();
@@ -33,11 +33,11 @@ Status Volume::ResizeInTxn(const VnodeStatus& v, uint64_t new_size, std::vector<
     }
   }
   Status s =
-      Query(*db_, "DELETE FROM chunks WHERE vnode = ? AND idx >= ?", v.vnode, first_gone).Run();
+      SqliteQuery(*db_, "DELETE FROM chunks WHERE vnode = ? AND idx >= ?", v.vnode, first_gone).Run();
   if (!s.ok() || new_size % cs == 0) return s;
   // The last chunk keeps its file; only its valid length shrinks, so bytes past the end read
   // as zeros if the file grows again.
-  return Query(*db_, "UPDATE chunks SET len = MIN(len, ?) WHERE vnode = ? AND idx = ?",
+  return SqliteQuery(*db_, "UPDATE chunks SET len = MIN(len, ?) WHERE vnode = ? AND idx = ?",
                new_size % cs, v.vnode, new_size / cs)
       .Run();
 }
@@ -65,7 +65,7 @@ Result<VnodeStatus> Volume::SetAttr(uint64_t vnode, const SetAttrRequest& r) {
           dv++;
           if (!r.mtime_ns) mtime = now;
         }
-        Query q(*db_,
+        SqliteQuery q(*db_,
                 "UPDATE vnodes SET mode = ?, owner = ?, grp = ?, mtime_ns = ?, ctime_ns = ?, "
                 "size = ?, dv = ?, serial = ?, attr = ? WHERE vnode = ?",
                 r.mode.value_or(v->mode), r.owner.value_or(v->owner), r.group.value_or(v->group),
@@ -131,24 +131,24 @@ Status Volume::CommitStoreInTxn(StoreTransaction& store, uint64_t new_size,
     if (Status s = DropInlineInTxn(v->vnode); !s.ok()) return s;  // carried into chunk 0
   }
   for (const auto& [index, len] : store.written_) {
-    Query old(*db_, "SELECT dv FROM chunks WHERE vnode = ? AND idx = ?", v->vnode, index);
+    SqliteQuery old(*db_, "SELECT dv FROM chunks WHERE vnode = ? AND idx = ?", v->vnode, index);
     auto row = old.Step();
     if (!row.ok()) return row.status();
     if (*row) dead->push_back({v->vnode, v->uniq, index, old.Uint(0)});
-    Status s = Query(*db_, "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?)", v->vnode, index,
+    Status s = SqliteQuery(*db_, "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?)", v->vnode, index,
                      new_dv, len)
                    .Run();
     if (!s.ok()) return s;
   }
   if (Status s = ResizeInTxn(*v, new_size, dead); !s.ok()) return s;
   int64_t now = options_.now_ns();
-  Status s = Query(*db_,
+  Status s = SqliteQuery(*db_,
                    "UPDATE vnodes SET size = ?, dv = ?, mtime_ns = ?, ctime_ns = ?, "
                    "serial = ? WHERE vnode = ?",
                    new_size, new_dv, now, now, *serial, v->vnode)
                  .Run();
   if (s.ok()) {
-    s = Query(*db_, "UPDATE header SET stores = stores + 1, bytes_stored = bytes_stored + ?",
+    s = SqliteQuery(*db_, "UPDATE header SET stores = stores + 1, bytes_stored = bytes_stored + ?",
               store.bytes_written_)
             .Run();
   }
@@ -254,7 +254,7 @@ Result<Bytes> Volume::ReadUncounted(uint64_t vnode, uint64_t offset, uint64_t le
     return out;
   }
   for (uint64_t index = offset / cs; index <= (end - 1) / cs; ++index) {
-    Query q(*db_, "SELECT dv, len FROM chunks WHERE vnode = ? AND idx = ?", vnode, index);
+    SqliteQuery q(*db_, "SELECT dv, len FROM chunks WHERE vnode = ? AND idx = ?", vnode, index);
     auto row = q.Step();
     if (!row.ok()) return row.status();
     if (!*row) continue;  // a hole
@@ -277,7 +277,7 @@ Result<Bytes> Volume::ReadUncounted(uint64_t vnode, uint64_t offset, uint64_t le
 // --- clones ----------------------------------------------------------------------------------
 
 Status Volume::LinkChunksInto(ChunkStore& dest) {
-  Query q(*db_,
+  SqliteQuery q(*db_,
           "SELECT c.vnode, v.uniq, c.idx, c.dv FROM chunks c JOIN vnodes v "
           "ON v.vnode = c.vnode");
   for (;;) {
@@ -303,10 +303,10 @@ Result<std::unique_ptr<Volume>> Volume::Clone(uint64_t new_id, std::string name,
     // complete clone.
     std::string tmp = dest_dir + "/clone.sqlite.tmp";
     {
-      auto dest = MetaDb::Open(tmp, /*create=*/true);
+      auto dest = SqliteDb::Open(tmp, /*create=*/true);
       if (!dest.ok()) return dest.status();
       if (Status s = db_->BackupTo(**dest); !s.ok()) return s;
-      Status s = Query(**dest, "UPDATE header SET id = ?, name = ?, type = ?, parent_id = ?",
+      Status s = SqliteQuery(**dest, "UPDATE header SET id = ?, name = ?, type = ?, parent_id = ?",
                        new_id, name, static_cast<int>(type), id_)
                      .Run();
       if (!s.ok()) return s;

@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "fileserver/volume/meta_db.h"
+#include "util/sqlite.h"
 
 namespace heka::fs {
 namespace {
@@ -79,7 +79,7 @@ class SalvageTest : public ::testing::Test {
   // Runs `sql` on the closed volume's database, as damage would.
   void Damage(const char* sql, uint64_t id = 7) {
     vol_.reset();
-    auto db = MetaDb::Open(VolumeDir(options_, id) + "/meta.sqlite", false);
+    auto db = SqliteDb::Open(VolumeDir(options_, id) + "/meta.sqlite", false);
     ASSERT_TRUE(db.ok());
     ASSERT_TRUE((*db)->Exec(sql).ok()) << sql;
   }
@@ -368,12 +368,12 @@ TEST_F(SalvageTest, FailedIntegrityCheckKeepsVolumeOffline) {
   std::string db = VolumeDir(options_, 7) + "/meta.sqlite";
   int64_t page = 0, root = 0;
   {
-    auto m = MetaDb::Open(db, false);
+    auto m = SqliteDb::Open(db, false);
     ASSERT_TRUE(m.ok());
-    Query q(**m, "SELECT rootpage FROM sqlite_master WHERE name = 'vnodes_by_serial'");
+    SqliteQuery q(**m, "SELECT rootpage FROM sqlite_master WHERE name = 'vnodes_by_serial'");
     ASSERT_TRUE(*q.Step());
     root = q.Int(0);
-    Query p(**m, "PRAGMA page_size");
+    SqliteQuery p(**m, "PRAGMA page_size");
     ASSERT_TRUE(*p.Step());
     page = p.Int(0);
   }
