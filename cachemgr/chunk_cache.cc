@@ -68,6 +68,16 @@ void MemoryChunkCache::SetCapacity(uint64_t capacity_bytes) {
   EvictLocked();
 }
 
+std::vector<std::pair<FileKey, uint64_t>> MemoryChunkCache::Versions() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<FileKey, uint64_t>> out;
+  for (const auto& [key, entry] : chunks_) {
+    std::pair<FileKey, uint64_t> v{std::get<0>(key), std::get<1>(key)};
+    if (out.empty() || out.back() != v) out.push_back(std::move(v));
+  }
+  return out;
+}
+
 void MemoryChunkCache::EraseLocked(std::map<Key, Entry>::iterator it) {
   bytes_ -= it->second.bytes.size();
   lru_.erase(it->second.lru);

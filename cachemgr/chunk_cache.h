@@ -3,8 +3,8 @@
 // the caller's rights were confirmed); the cache only stores bytes, within a size bound,
 // evicting what was least recently used.
 //
-// MemoryChunkCache (this file) keeps them in memory; a disk cache that survives restarts
-// implements the same interface. Thread-safe.
+// MemoryChunkCache (this file) keeps them in memory; DiskChunkCache (disk_chunk_cache.h)
+// on disk, surviving restarts. Thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +15,8 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 namespace heka::cm {
 
@@ -46,6 +48,9 @@ class ChunkCache {
   virtual ChunkCacheUsage Usage() const = 0;
   // A new bound (`heka fs setcachesize`); evicts at once down to it.
   virtual void SetCapacity(uint64_t capacity_bytes) = 0;
+  // Each file with chunks held, with the data version they are of (a file whose chunks are
+  // of several versions appears once per version). For revalidation after a restart.
+  virtual std::vector<std::pair<FileKey, uint64_t>> Versions() const = 0;
 };
 
 class MemoryChunkCache : public ChunkCache {
@@ -58,6 +63,7 @@ class MemoryChunkCache : public ChunkCache {
   void Drop(const FileKey& file) override;
   ChunkCacheUsage Usage() const override;
   void SetCapacity(uint64_t capacity_bytes) override;
+  std::vector<std::pair<FileKey, uint64_t>> Versions() const override;
 
  private:
   using Key = std::tuple<FileKey, uint64_t, uint64_t>;  // (file, version, index)

@@ -25,6 +25,8 @@ Result<CacheManagerConfig> CacheManagerConfig::Load(const std::string& path) {
   int64_t cache_mb = c["cache_size_mb"].value_or<int64_t>(256);
   if (cache_mb < 1) return bad("[cachemgr] cache_size_mb must be at least 1");
   out.cache_bytes = static_cast<uint64_t>(cache_mb) << 20;
+  out.cache_dir = c["cache_dir"].value_or<std::string>(out.state_dir.empty() ? std::string()
+                                                                              : out.state_dir + "/cache");
   if (auto* cells = c["cells"].as_array()) {
     for (auto& v : *cells) out.cells.push_back(v.value_or<std::string>(""));
   }

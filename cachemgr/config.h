@@ -11,6 +11,7 @@
 //   private_uid = 1000                         # that user (default: the mount point's owner)
 //   control_socket = "/run/heka-cachemgr.sock"  # `heka fs` asks here (mode 0666); "" = none
 //   cache_size_mb = 256                        # the bound on cached file data
+//   cache_dir = "/var/lib/heka/cachemgr/cache" # default: state_dir/cache; "" = in memory
 #pragma once
 
 #include <string>
@@ -34,6 +35,9 @@ struct CacheManagerConfig {
   std::string control_socket = "/run/heka-cachemgr.sock";
   // The bound on cached file data (in memory today). Default 256 MiB.
   uint64_t cache_bytes = 256ull << 20;
+  // Where file data is cached, surviving restarts (DiskChunkCache). Default:
+  // state_dir + "/cache"; "" keeps it in memory only.
+  std::string cache_dir;
 
   static Result<CacheManagerConfig> Load(const std::string& path);
 };

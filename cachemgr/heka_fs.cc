@@ -50,6 +50,71 @@ HekaFs::~HekaFs() {
   }
   inval_cv_.notify_all();
   inval_thread_.join();
+  if (revalidate_thread_.joinable()) revalidate_thread_.join();
+}
+
+void HekaFs::StartRevalidation() {
+  revalidate_thread_ = std::thread([this] { RevalidateCache(); });
+}
+
+void HekaFs::RevalidateCache() {
+  auto versions = chunk_cache_->Versions();
+  if (versions.empty()) return;
+  // By volume, as BulkStatus asks one file server about one volume's files.
+  std::map<std::pair<std::string, uint64_t>, std::vector<std::pair<FileKey, uint64_t>>> by_volume;
+  for (auto& v : versions) {
+    by_volume[{std::get<0>(v.first), std::get<1>(v.first)}].push_back(std::move(v));
+  }
+  spdlog::info("cache revalidation: {} cached files in {} volumes", versions.size(),
+               by_volume.size());
+  Who machine;  // anonymous: the machine's own connection
+  size_t checked = 0, dropped = 0, unknown = 0, next_report = 10000;
+  constexpr size_t kBatch = 1024;
+  for (const auto& [volume, files] : by_volume) {
+    for (size_t start = 0; start < files.size(); start += kBatch) {
+      {
+        std::lock_guard lock(inval_mu_);
+        if (stopping_) return;
+      }
+      size_t end = std::min(files.size(), start + kBatch);
+      pb::BulkStatusRequest req;
+      for (size_t i = start; i < end; ++i) {
+        pb::Fid* fid = req.add_fids();
+        fid->set_cell(std::get<0>(files[i].first));
+        fid->set_volume(std::get<1>(files[i].first));
+        fid->set_vnode(std::get<2>(files[i].first));
+        fid->set_uniq(std::get<3>(files[i].first));
+      }
+      auto r = Call<pb::BulkStatusReply>(machine, volume.first, volume.second, "BulkStatus", req);
+      for (size_t i = start; i < end; ++i) {
+        const auto& [file, version] = files[i];
+        Code code = Code::kUnavailable;
+        uint64_t current = 0;
+        if (!r.ok()) {
+          code = r.status().code() == Code::kNotFound ? Code::kNotFound : Code::kUnavailable;
+        } else if (i - start < static_cast<size_t>(r->items_size())) {
+          const pb::BulkStatusItem& item = r->items(static_cast<int>(i - start));
+          code = static_cast<Code>(item.code());
+          current = item.status().data_version();
+        }
+        bool gone = code == Code::kNotFound || code == Code::kStaleFid;
+        if (gone || (code == Code::kOk && current != version)) {
+          chunk_cache_->Drop(file);
+          ++dropped;
+        } else if (code != Code::kOk) {
+          ++unknown;  // no rights as the machine, or the server is away: checked at first use
+        }
+      }
+      checked = end == files.size() ? checked + (end - start) : checked + kBatch;
+      if (checked >= next_report) {
+        spdlog::info("cache revalidation: {} of {} files checked", checked, versions.size());
+        next_report += 10000;
+      }
+    }
+  }
+  spdlog::info("cache revalidation done: {} files checked, {} changed or gone (dropped), {} "
+               "left to check at first use",
+               versions.size(), dropped, unknown);
 }
 
 // ---- Identities, servers, connections ------------------------------------------------------
@@ -1124,13 +1189,24 @@ Result<std::pair<EntryOut, uint64_t>> HekaFs::Create(const Caller& c, uint64_t p
   return std::make_pair(e, fh);
 }
 
-Result<std::string> HekaFs::ChunkFor(const Who& who, Handle& h, uint64_t index) {
+Result<std::shared_ptr<const std::string>> HekaFs::ChunkFor(const Who& who, Handle& h,
+                                                             uint64_t index) {
+  std::optional<uint64_t> version;  // set: the cached copy of this version may be served
   {
     std::lock_guard lock(mu_);
     auto it = nodes_.find(h.ino);
     if (it != nodes_.end() && it->second->Fresh() && it->second->rights.count(who.principal)) {
-      auto chunk = chunk_cache_->Get(FileKeyOf(h.fid), it->second->status.data_version(), index);
-      if (chunk) return std::move(*chunk);
+      version = it->second->status.data_version();
+    }
+  }
+  if (version) {
+    // The chunk the handle read last (FUSE reads 128 KiB at a time), then the cache.
+    if (h.memo && h.memo_index == index && h.memo_version == *version) return h.memo;
+    if (auto chunk = chunk_cache_->Get(FileKeyOf(h.fid), *version, index)) {
+      h.memo = std::make_shared<const std::string>(std::move(*chunk));
+      h.memo_index = index;
+      h.memo_version = *version;
+      return h.memo;
     }
   }
   pb::FetchDataRequest req;
@@ -1140,14 +1216,19 @@ Result<std::string> HekaFs::ChunkFor(const Who& who, Handle& h, uint64_t index) 
   auto r = Call<pb::FetchDataReply>(who, h.fid.cell(), h.fid.volume(), "FetchData", req);
   if (!r.ok()) return r.status();
   Remember(who, r->status(), r->callback().expires_ns());
-  std::lock_guard lock(mu_);
-  auto it = nodes_.find(h.ino);
-  if (it != nodes_.end() && it->second->Fresh() &&
-      it->second->status.data_version() == r->status().data_version()) {
-    chunk_cache_->Put(FileKeyOf(h.fid), r->status().data_version(), index, r->data());
+  bool keep = false;
+  {
+    std::lock_guard lock(mu_);
+    auto it = nodes_.find(h.ino);
+    keep = it != nodes_.end() && it->second->Fresh() &&
+           it->second->status.data_version() == r->status().data_version();
   }
+  if (keep) chunk_cache_->Put(FileKeyOf(h.fid), r->status().data_version(), index, r->data());
   if (!h.Pending()) h.size = r->status().size();
-  return r->data();
+  h.memo = std::make_shared<const std::string>(std::move(*r->mutable_data()));
+  h.memo_index = index;
+  h.memo_version = r->status().data_version();
+  return h.memo;
 }
 
 Result<std::string> HekaFs::Read(uint64_t fh, uint64_t offset, size_t size) {
@@ -1166,22 +1247,25 @@ Result<std::string> HekaFs::Read(uint64_t fh, uint64_t offset, size_t size) {
     uint64_t index = pos / chunk_size_;
     uint64_t within = pos % chunk_size_;
     uint64_t n = std::min<uint64_t>(chunk_size_ - within, end - pos);
-    std::string chunk;
+    static const std::string kZeros;
+    const std::string* chunk = &kZeros;  // zeros: the old content is gone for this handle
+    std::shared_ptr<const std::string> fetched;
     auto d = h->dirty.find(index);
     if (d != h->dirty.end()) {
-      chunk = d->second;
-    } else if (h->truncated) {
-      chunk.clear();  // zeros: the old content is gone for this handle
-    } else {
-      auto fetched = ChunkFor(h->who, *h, index);
-      if (!fetched.ok()) return fetched.status();
-      chunk = std::move(*fetched);
+      chunk = &d->second;
+    } else if (!h->truncated) {
+      auto f = ChunkFor(h->who, *h, index);
+      if (!f.ok()) return f.status();
+      fetched = std::move(*f);
+      chunk = fetched.get();
       end = std::min<uint64_t>(end, h->size);
       if (pos >= end) break;
       n = std::min<uint64_t>(n, end - pos);
     }
-    if (chunk.size() < within + n) chunk.resize(within + n, '\0');
-    out.append(chunk, within, n);
+    // What the chunk holds of [within, within + n), zeros after its end.
+    uint64_t have = chunk->size() > within ? std::min<uint64_t>(n, chunk->size() - within) : 0;
+    out.append(*chunk, have > 0 ? within : 0, have);
+    out.append(n - have, '\0');
     pos += n;
   }
   return out;
@@ -1209,7 +1293,7 @@ Result<size_t> HekaFs::Write(uint64_t fh, uint64_t offset, const char* data, siz
       if (!h->truncated && index * chunk_size_ < h->size && !(within == 0 && n == chunk_size_)) {
         auto fetched = ChunkFor(h->who, *h, index);
         if (!fetched.ok()) return fetched.status();
-        base = std::move(*fetched);
+        base = **fetched;
       }
       uint64_t valid = h->size > index * chunk_size_ ? h->size - index * chunk_size_ : 0;
       if (base.size() > valid) base.resize(valid);

@@ -102,6 +102,13 @@ class HekaFs {
   explicit HekaFs(HekaFsOptions options);
   ~HekaFs();
 
+  // After a restart the chunk cache holds data of files whose promises died with the old
+  // process: a background thread asks their file servers for their statuses in batches
+  // (BulkStatus, as the machine) and drops the chunks of files that changed or went, logging
+  // progress. (Nothing is served before its status was fetched anyway: chunks are looked up
+  // by the data version a fresh status names.)
+  void StartRevalidation();
+
   Result<EntryOut> Lookup(const Caller& c, uint64_t parent, const std::string& name);
   Result<AttrOut> GetAttr(const Caller& c, uint64_t ino);
   Result<AttrOut> SetAttr(const Caller& c, uint64_t ino, const SetAttrIn& in,
@@ -271,7 +278,9 @@ class HekaFs {
   Status LockState(const Handle& h);
   // The open handles of `ino` (lock order: a handle's mutex before mu_, never the reverse).
   std::vector<std::shared_ptr<Handle>> HandlesOf(uint64_t ino);
-  Result<std::string> ChunkFor(const Who& who, Handle& h, uint64_t index);
+  // Chunk `index` of `h`'s file as `who` may see it: h's memo, the cache, else fetched.
+  // REQUIRES: h.mu held.
+  Result<std::shared_ptr<const std::string>> ChunkFor(const Who& who, Handle& h, uint64_t index);
 
   void OnBreak(const pb::BreakRequest& req);
   void OnRevalidate();
@@ -314,6 +323,8 @@ class HekaFs {
   std::deque<std::pair<uint64_t, std::string>> inval_queue_;  // (ino, "") or (parent, name)
   bool stopping_ = false;
   std::thread inval_thread_;
+  std::thread revalidate_thread_;
+  void RevalidateCache();
 };
 
 }  // namespace heka::cm

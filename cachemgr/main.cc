@@ -14,11 +14,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 
 #include "cachemgr/control.h"
 #include "cachemgr/control_server.h"
+#include "cachemgr/disk_chunk_cache.h"
 #include "cachemgr/errno_map.h"
 #include "cachemgr/heka_fs.h"
 #include "util/log.h"
@@ -376,6 +378,23 @@ fuse_lowlevel_ops Ops() {
 }
 
 // This cache manager's identity towards file servers (callback promises): made once.
+// Crash tests: HEKA_TEST_CACHE_CRASH="STEP:N" kills this process (SIGKILL) at the cache's
+// step STEP ("write": half way through writing a chunk file; "rename": after the file is in
+// place, before its index row) of the Nth chunk it keeps.
+std::function<void(const char*, uint64_t)> CrashHook() {
+  const char* spec = std::getenv("HEKA_TEST_CACHE_CRASH");
+  if (spec == nullptr) return nullptr;
+  std::string s = spec;
+  auto colon = s.find(':');
+  if (colon == std::string::npos) return nullptr;
+  std::string step = s.substr(0, colon);
+  uint64_t at = std::strtoull(s.c_str() + colon + 1, nullptr, 10);
+  spdlog::warn("test crash armed: {} of chunk {}", step, at);
+  return [step, at](const char* now, uint64_t n) {
+    if (step == now && n == at) ::raise(SIGKILL);
+  };
+}
+
 std::string ClientUuid(const std::string& state_dir) {
   std::string path = state_dir + "/cachemgr.uuid";
   std::ifstream in(path);
@@ -419,6 +438,17 @@ int Run(const std::string& config_path, const std::string& mountpoint, bool daem
     g_private_uid = config->private_uid >= 0 ? config->private_uid
                     : stat(config->mountpoint.c_str(), &mp) == 0 ? mp.st_uid
                                                                 : 0;
+  }
+  // The cache first: a cache that cannot be opened is reported before anything is mounted.
+  std::shared_ptr<ChunkCache> chunk_cache;
+  if (!config->cache_dir.empty()) {
+    auto disk = DiskChunkCache::Open(config->cache_dir, config->cache_bytes);
+    if (!disk.ok()) {
+      spdlog::critical("cache {}: {}", config->cache_dir, disk.status().ToString());
+      return 1;
+    }
+    (*disk)->test_hook = CrashHook();
+    chunk_cache = std::move(*disk);
   }
   std::vector<char*> argv;
   for (auto& a : argv_strings) argv.push_back(a.data());
@@ -467,8 +497,10 @@ int Run(const std::string& config_path, const std::string& mountpoint, bool daem
   fo.db = &db;
   fo.resolver = &resolver;
   fo.client_uuid = ClientUuid(config->state_dir);
+  fo.chunk_cache = chunk_cache;
   auto fs = std::make_unique<HekaFs>(fo);
   g_fs = fs.get();
+  fs->StartRevalidation();
 
   fs->inval_inode = [](uint64_t ino) {
     int rc = fuse_lowlevel_notify_inval_inode(g_session, ino, 0, 0);

@@ -47,6 +47,11 @@ struct HekaFs::Handle {
   // replaces the whole file (so a store refused at close keeps the old content intact).
   bool truncated = false;
   std::set<uint64_t> lock_owners;  // owners that took locks through this handle
+  // The chunk read last (index, data version), so the reads within one chunk go to the
+  // cache once; served only after the same checks as the cache (fresh, rights, version).
+  std::shared_ptr<const std::string> memo;
+  uint64_t memo_index = 0;
+  uint64_t memo_version = 0;
   bool Pending() const { return truncated || !dirty.empty(); }
 };
 

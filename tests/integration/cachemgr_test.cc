@@ -63,8 +63,12 @@ bool Mounted(const std::string& dir) {
   return false;
 }
 
+// Mounts a cache manager as client `name` (its state, cache included, under the realm's
+// directory: the same name finds the same cache again). `extra` goes into [cachemgr]; `env`
+// ("VAR=value") into its environment.
 Mount StartMount(World& w, const std::string& name, const std::string& keytab,
-                 const std::string& principal) {
+                 const std::string& principal, const std::string& extra = "",
+                 const std::vector<std::string>& env = {}) {
   auto& realm = SharedRealm();
   Mount m;
   std::string base = realm.dir() + "/" + name;
@@ -77,8 +81,15 @@ Mount StartMount(World& w, const std::string& name, const std::string& keytab,
                           << w.cell->db().dbservers() << "\"\ncells = [\"acme\"]\nkeytab = \""
                           << keytab << "\"\nprincipal = \"" << principal
                           << "\"\nstate_dir = \"" << base << "/state\"\ncontrol_socket = \""
-                          << base << "/control.sock\"\n";
-  m.pid = testing::Spawn({testing::BinDir() + "/heka-cachemgr", "--config", m.config, "--log", m.log});
+                          << base << "/control.sock\"\n"
+                          << extra;
+  std::vector<std::string> argv = {"/usr/bin/env"};
+  argv.insert(argv.end(), env.begin(), env.end());
+  for (const std::string& a : {testing::BinDir() + "/heka-cachemgr", std::string("--config"),
+                               m.config, std::string("--log"), m.log}) {
+    argv.push_back(a);
+  }
+  m.pid = testing::Spawn(argv);
   EXPECT_TRUE(WaitFor([&] { return Mounted(m.dir); }, seconds(20))) << "no mount at " << m.dir;
   return m;
 }
@@ -786,6 +797,126 @@ TEST(CacheManagerTest, MountAndUmountLikeAnyFileSystem) {
   EXPECT_EQ(unmounted.exit_code, 0) << unmounted.output;
   EXPECT_FALSE(Mounted(base + "/mnt"));
   if (Mounted(base + "/mnt")) testing::RunProcess({"fusermount3", "-u", "-z", base + "/mnt"});
+}
+
+}  // namespace
+}  // namespace heka::cm
+
+namespace heka::cm {
+namespace {
+
+// sha256sum of each file under `dir` on a mount, as `user`: "name sum" lines, sorted.
+std::string Sums(const std::string& user, const std::string& dir) {
+  auto r = Sh(user, "cd " + dir + " && sha256sum * | sort -k2");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return r.output;
+}
+
+uint64_t FetchedBytes() {
+  World& w = TheWorld();
+  auto r = Sh("alice", testing::BinDir() + "/heka rpc stats -server " + w.cell->fs_address(1) +
+                           " -principal " + w.cell->fs_principal(1) + " -format json");
+  std::smatch m;
+  std::regex re("\"method\":\"heka\\.fileserver\\.File\\.FetchData\",\"calls\":\\d+,\"reply_bytes\":(\\d+)");
+  return std::regex_search(r.output, m, re) ? std::stoull(m[1]) : 0;
+}
+
+// The cache is on disk: after a restart, a tree read before is read again without its data
+// crossing the network, except for a file changed meanwhile, which shows its new version.
+TEST(CacheManagerTest, ARestartedCacheManagerComesBackWarmAndSeesWhatChangedWhileItWasDown) {
+  World& w = TheWorld();
+  ASSERT_EQ(Sh("alice", "mkdir " + A("tree") + " && for i in $(seq 20); do head -c 10485760 "
+                        "/dev/urandom > " + A("tree") + "/f$i || exit 1; done")
+                .exit_code,
+            0);
+  std::string written = Sums("alice", A("tree"));
+  uint64_t before_first = FetchedBytes();
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(Sums("bob", B("tree")), written);
+  auto first = std::chrono::steady_clock::now() - t0;
+  uint64_t first_bytes = FetchedBytes() - before_first;
+  EXPECT_GE(first_bytes, 200u << 20) << "the first read fetches the tree";
+
+  testing::StopChild(w.mounts[1].pid);
+  testing::RunProcess({"fusermount3", "-u", "-z", w.mounts[1].dir});
+  // Changed while the cache manager is down: its callback promise died with it.
+  ASSERT_EQ(Sh("alice", "head -c 10485760 /dev/urandom > " + A("tree/f3")).exit_code, 0);
+  std::string changed = Sums("alice", A("tree"));
+  ASSERT_NE(changed, written);
+  Mount& m = w.mounts[1];
+  m.pid = testing::Spawn({testing::BinDir() + "/heka-cachemgr", "--config", m.config, "--log", m.log});
+  ASSERT_TRUE(WaitFor([&] { return Mounted(m.dir); }, seconds(20)));
+
+  uint64_t before_again = FetchedBytes();
+  t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(Sums("bob", B("tree")), changed) << "the new f3, and every other file as it was";
+  auto again = std::chrono::steady_clock::now() - t0;
+  uint64_t again_bytes = FetchedBytes() - before_again;
+  EXPECT_LE(again_bytes, (10u << 20) + (1u << 20)) << "only the changed file is fetched again";
+  std::cout << "200 MiB tree: first read " << std::chrono::duration<double>(first).count()
+            << " s, " << (first_bytes >> 20) << " MiB fetched; after a restart "
+            << std::chrono::duration<double>(again).count() << " s, " << (again_bytes >> 20)
+            << " MiB fetched\n";
+  EXPECT_TRUE(WaitFor([&] { return FileSays(m.log, "cache revalidation done"); }, seconds(20)));
+}
+
+// A cache manager killed while it writes a chunk into its cache (half way through the file,
+// or after the file is in place and before its index row): after a restart every file reads
+// back exactly, nothing torn is served.
+TEST(CacheManagerTest, ACacheManagerKilledWhileCachingServesNothingTornAfterARestart) {
+  World& w = TheWorld();
+  auto& realm = SharedRealm();
+  ASSERT_EQ(Sh("alice", "head -c 8388608 /dev/urandom > " + A("crash-read.bin")).exit_code, 0);
+  std::string want = Sh("alice", "sha256sum < " + A("crash-read.bin")).output;
+  auto keytab = realm.AddService(realm.Principal("heka/client3"));
+  ASSERT_TRUE(keytab.ok());
+  for (const std::string point : {"write:3", "rename:5"}) {
+    std::string name = "crash-" + point.substr(0, point.find(':'));
+    Mount m = StartMount(w, name, *keytab, realm.Principal("heka/client3"), "",
+                         {"HEKA_TEST_CACHE_CRASH=" + point});
+    std::string file = m.dir + "/acme/crash-read.bin";
+    auto during = Sh("alice", "sha256sum < " + file + " 2>&1");
+    EXPECT_NE(during.exit_code, 0) << point << ": the cache manager was to die: " << during.output;
+    EXPECT_TRUE(WaitFor([&] { return ::waitpid(m.pid, nullptr, WNOHANG) == m.pid; }, seconds(20)))
+        << point;
+    testing::RunProcess({"fusermount3", "-u", "-z", m.dir});
+    m.pid = testing::Spawn({testing::BinDir() + "/heka-cachemgr", "--config", m.config, "--log", m.log});
+    ASSERT_TRUE(WaitFor([&] { return Mounted(m.dir); }, seconds(20)));
+    EXPECT_EQ(Sh("alice", "sha256sum < " + file).output, want) << point;
+    EXPECT_EQ(Sh("alice", "sha256sum < " + file).output, want) << point << ", from the cache";
+    EXPECT_TRUE(FileSays(m.log, "stray files")) << point << ": the half-kept chunk was removed";
+    testing::StopChild(m.pid);
+  }
+}
+
+// A working set three times the cache reads correctly, and the cache stays within its bound.
+TEST(CacheManagerTest, AWorkingSetThreeTimesTheCacheReadsCorrectlyWithinTheBound) {
+  World& w = TheWorld();
+  auto& realm = SharedRealm();
+  ASSERT_EQ(Sh("alice", "mkdir " + A("big") + " && for i in 1 2 3; do head -c 4194304 "
+                        "/dev/urandom > " + A("big") + "/f$i || exit 1; done")
+                .exit_code,
+            0);
+  std::string want = Sums("alice", A("big"));
+  auto keytab = realm.AddService(realm.Principal("heka/client4"));
+  ASSERT_TRUE(keytab.ok());
+  Mount m = StartMount(w, "small-cache", *keytab, realm.Principal("heka/client4"),
+                       "cache_size_mb = 4\n");
+  for (int round = 0; round < 2; ++round) {
+    EXPECT_EQ(Sums("alice", m.dir + "/acme/big"), want) << "round " << round;
+    uint64_t used = CacheParm(m, "used_bytes");
+    EXPECT_LE(used, 4u << 20);
+    EXPECT_GT(used, 0u);
+  }
+  EXPECT_GT(CacheParm(m, "evicted_chunks"), 0u);
+  uint64_t on_disk = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(
+           m.config.substr(0, m.config.size() - 5) + "/state/cache/chunks")) {
+    if (e.is_regular_file()) on_disk += e.file_size();
+  }
+  EXPECT_LE(on_disk, 4u << 20);
+  testing::StopChild(m.pid);
+  testing::RunProcess({"fusermount3", "-u", "-z", m.dir});
 }
 
 }  // namespace
