@@ -57,6 +57,17 @@ void MemoryChunkCache::Drop(const FileKey& file) {
   }
 }
 
+void MemoryChunkCache::DropVolume(const std::string& cell, uint64_t volume) {
+  std::lock_guard lock(mu_);
+  auto it = chunks_.lower_bound(Key{FileKey{cell, volume, 0, 0}, 0, 0});
+  while (it != chunks_.end() && std::get<0>(std::get<0>(it->first)) == cell &&
+         std::get<1>(std::get<0>(it->first)) == volume) {
+    auto next = std::next(it);
+    EraseLocked(it);
+    it = next;
+  }
+}
+
 ChunkCacheUsage MemoryChunkCache::Usage() const {
   std::lock_guard lock(mu_);
   return ChunkCacheUsage{bytes_, chunks_.size(), capacity_, evicted_};
@@ -76,6 +87,11 @@ std::vector<std::pair<FileKey, uint64_t>> MemoryChunkCache::Versions() const {
     if (out.empty() || out.back() != v) out.push_back(std::move(v));
   }
   return out;
+}
+
+bool MemoryChunkCache::Contains(const FileKey& file, uint64_t version, uint64_t index) const {
+  std::lock_guard lock(mu_);
+  return chunks_.count(Key{file, version, index}) > 0;
 }
 
 void MemoryChunkCache::EraseLocked(std::map<Key, Entry>::iterator it) {

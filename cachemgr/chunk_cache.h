@@ -45,12 +45,16 @@ class ChunkCache {
   virtual void Advance(const FileKey& file, uint64_t from, uint64_t to, uint64_t end_index) = 0;
   // Drops every chunk of `file`, all versions.
   virtual void Drop(const FileKey& file) = 0;
+  // Drops every chunk of every file of `volume` of `cell` (`heka fs flushvolume`).
+  virtual void DropVolume(const std::string& cell, uint64_t volume) = 0;
   virtual ChunkCacheUsage Usage() const = 0;
   // A new bound (`heka fs setcachesize`); evicts at once down to it.
   virtual void SetCapacity(uint64_t capacity_bytes) = 0;
   // Each file with chunks held, with the data version they are of (a file whose chunks are
   // of several versions appears once per version). For revalidation after a restart.
   virtual std::vector<std::pair<FileKey, uint64_t>> Versions() const = 0;
+  // Whether the chunk is held (without reading it).
+  virtual bool Contains(const FileKey& file, uint64_t version, uint64_t index) const = 0;
 };
 
 class MemoryChunkCache : public ChunkCache {
@@ -61,9 +65,11 @@ class MemoryChunkCache : public ChunkCache {
   void Put(const FileKey& file, uint64_t version, uint64_t index, std::string bytes) override;
   void Advance(const FileKey& file, uint64_t from, uint64_t to, uint64_t end_index) override;
   void Drop(const FileKey& file) override;
+  void DropVolume(const std::string& cell, uint64_t volume) override;
   ChunkCacheUsage Usage() const override;
   void SetCapacity(uint64_t capacity_bytes) override;
   std::vector<std::pair<FileKey, uint64_t>> Versions() const override;
+  bool Contains(const FileKey& file, uint64_t version, uint64_t index) const override;
 
  private:
   using Key = std::tuple<FileKey, uint64_t, uint64_t>;  // (file, version, index)

@@ -22,7 +22,7 @@ Result<CacheManagerConfig> CacheManagerConfig::Load(const std::string& path) {
   out.private_mount = c["private"].value_or<bool>(false);
   out.private_uid = c["private_uid"].value_or<int64_t>(-1);
   out.control_socket = c["control_socket"].value_or<std::string>(std::string(out.control_socket));
-  int64_t cache_mb = c["cache_size_mb"].value_or<int64_t>(256);
+  int64_t cache_mb = c["cache_size_mb"].value_or<int64_t>(1024);
   if (cache_mb < 1) return bad("[cachemgr] cache_size_mb must be at least 1");
   out.cache_bytes = static_cast<uint64_t>(cache_mb) << 20;
   out.cache_dir = c["cache_dir"].value_or<std::string>(out.state_dir.empty() ? std::string()

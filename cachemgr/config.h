@@ -10,7 +10,7 @@
 //   private = false                            # true: one user's mount, long kernel caching
 //   private_uid = 1000                         # that user (default: the mount point's owner)
 //   control_socket = "/run/heka-cachemgr.sock"  # `heka fs` asks here (mode 0666); "" = none
-//   cache_size_mb = 256                        # the bound on cached file data
+//   cache_size_mb = 1024                       # the bound on cached file data
 //   cache_dir = "/var/lib/heka/cachemgr/cache" # default: state_dir/cache; "" = in memory
 #pragma once
 
@@ -33,8 +33,9 @@ struct CacheManagerConfig {
   // The control socket `heka fs` talks to. Default "/run/heka-cachemgr.sock", where the CLI
   // looks unless -socket or $HEKA_CACHEMGR_SOCKET says otherwise; "" = no control socket.
   std::string control_socket = "/run/heka-cachemgr.sock";
-  // The bound on cached file data (in memory today). Default 256 MiB.
-  uint64_t cache_bytes = 256ull << 20;
+  // The bound on cached file data. Default 1 GiB. Files up to half of it are fetched whole
+  // (several chunks at a time) when opened for reading.
+  uint64_t cache_bytes = 1024ull << 20;
   // Where file data is cached, surviving restarts (DiskChunkCache). Default:
   // state_dir + "/cache"; "" keeps it in memory only.
   std::string cache_dir;

@@ -22,6 +22,15 @@ void FillVolume(const pb::VolumeStatus& v, cpb::VolumeInfo* out) {
   out->set_files(v.files());
 }
 
+void FillCacheParms(const HekaFs::CacheStats& stats, cpb::CacheParms* p) {
+  p->set_used_bytes(stats.chunks.bytes);
+  p->set_capacity_bytes(stats.chunks.capacity);
+  p->set_chunks(stats.chunks.chunks);
+  p->set_evicted_chunks(stats.chunks.evicted);
+  p->set_kernel_inodes(stats.kernel_inodes);
+  p->set_objects(stats.objects);
+}
+
 // A number: "-204", "1001".
 bool IsNumber(const std::string& s) {
   if (s.empty()) return false;
@@ -97,17 +106,13 @@ cpb::ControlReply ControlHandler::Handle(const Caller& c, const cpb::ControlRequ
     case cpb::MAKE_MOUNT: s = MakeMount(c, req, &rep); break;
     case cpb::LIST_MOUNT: s = ListMount(c, req, &rep); break;
     case cpb::REMOVE_MOUNT: s = RemoveMount(c, req, &rep); break;
-    case cpb::GET_CACHE_PARMS: {
-      HekaFs::CacheStats stats = options_.fs->Stats();
-      cpb::CacheParms* p = rep.mutable_cache();
-      p->set_used_bytes(stats.chunks.bytes);
-      p->set_capacity_bytes(stats.chunks.capacity);
-      p->set_chunks(stats.chunks.chunks);
-      p->set_evicted_chunks(stats.chunks.evicted);
-      p->set_kernel_inodes(stats.kernel_inodes);
-      p->set_objects(stats.objects);
-      break;
-    }
+    case cpb::GET_CACHE_PARMS: FillCacheParms(options_.fs->Stats(), rep.mutable_cache()); break;
+    case cpb::SET_QUOTA: s = SetQuota(c, req, &rep); break;
+    case cpb::FLUSH_VOLUME: s = FlushVolume(c, req, &rep); break;
+    case cpb::CHECK_SERVERS: s = CheckServers(req, &rep); break;
+    case cpb::SET_CACHE_SIZE: s = SetCacheSize(c, req, &rep); break;
+    case cpb::GET_CELL_STATUS: s = CellStatus(req, &rep); break;
+    case cpb::LIST_CELLS: ListCells(&rep); break;
     default: s = Error(Code::kUnimplemented, "unknown control operation"); break;
   }
   if (!s.ok()) {
@@ -212,6 +217,81 @@ Status ControlHandler::RemoveMount(const Caller& c, const Request& req, Reply* r
   Status s = options_.fs->Unlink(c, where->first, where->second);
   if (s.ok()) options_.fs->ForgetName(where->first, where->second);
   return s;
+}
+
+Status ControlHandler::SetQuota(const Caller& c, const Request& req, Reply* rep) {
+  auto ino = options_.fs->ResolvePath(c, req.path());
+  if (!ino.ok()) return ino.status();
+  auto v = options_.fs->SetQuotaOf(c, *ino, req.quota_bytes());
+  if (!v.ok()) return v.status();
+  FillVolume(*v, rep->mutable_volume());
+  return Status::Ok();
+}
+
+Status ControlHandler::FlushVolume(const Caller& c, const Request& req, Reply* rep) {
+  auto ino = options_.fs->ResolvePath(c, req.path());
+  if (!ino.ok()) return ino.status();
+  auto flushed = options_.fs->FlushVolume(*ino);
+  if (!flushed.ok()) return flushed.status();
+  rep->set_flushed_objects(*flushed);
+  return Status::Ok();
+}
+
+Status ControlHandler::CheckServers(const Request& req, Reply* rep) {
+  if (req.fast()) {  // no probe: what the last ones found (OpenAFS: the cache manager's record)
+    std::lock_guard lock(mu_);
+    for (const auto& [address, down] : down_) *rep->add_servers_checked() = down;
+    return Status::Ok();
+  }
+  std::vector<std::string> cells;
+  if (!req.cell().empty()) cells.push_back(req.cell());
+  auto probes = options_.fs->CheckServers(cells, req.all());
+  if (!probes.ok()) return probes.status();
+  std::lock_guard lock(mu_);
+  for (const HekaFs::ServerProbe& p : *probes) {
+    cpb::ServerCheck* out = rep->add_servers_checked();
+    out->set_address(p.address);
+    out->set_principal(p.principal);
+    out->set_uuid(p.uuid);
+    out->set_up(p.status.ok());
+    if (p.status.ok()) {
+      down_.erase(p.address);
+    } else {
+      out->set_error(p.status.ToString());
+      down_[p.address] = *out;
+    }
+  }
+  return Status::Ok();
+}
+
+Status ControlHandler::SetCacheSize(const Caller& c, const Request& req, Reply* rep) {
+  if (c.uid != 0) return Error(Code::kPermissionDenied, "only root may change the cache size");
+  uint64_t bound = options_.fs->SetCacheSize(req.cache_bytes());
+  spdlog::info("setcachesize: the bound on cached file data is now {} bytes (pid {})", bound,
+               c.pid);
+  FillCacheParms(options_.fs->Stats(), rep->mutable_cache());
+  return Status::Ok();
+}
+
+void ControlHandler::FillCell(const HekaFs::KnownCell& cell, cpb::CellInfo* out) const {
+  out->set_name(cell.name);
+  out->set_configured(cell.configured);
+  out->set_root_volume(cell.root_volume);
+  out->set_setuid(false);
+  // One VLDB/PTDB serves every cell of this cache manager.
+  for (const db::DbMember& m : options_.db_members) out->add_dbservers(m.address);
+}
+
+Status ControlHandler::CellStatus(const Request& req, Reply* rep) {
+  if (req.cell().empty()) return Error(Code::kInvalidArgument, "no cell given");
+  auto cell = options_.fs->CellStatus(req.cell());
+  if (!cell.ok()) return cell.status();
+  FillCell(*cell, rep->add_cells());
+  return Status::Ok();
+}
+
+void ControlHandler::ListCells(Reply* rep) {
+  for (const HekaFs::KnownCell& cell : options_.fs->Cells()) FillCell(cell, rep->add_cells());
 }
 
 }  // namespace heka::cm

@@ -5,6 +5,9 @@
 // Thread-safe: requests from several connections run concurrently.
 #pragma once
 
+#include <map>
+#include <mutex>
+#include <string>
 #include <vector>
 
 #include "cachemgr/creds.h"
@@ -41,8 +44,18 @@ class ControlHandler {
   Status MakeMount(const Caller& c, const Request& req, Reply* rep);
   Status ListMount(const Caller& c, const Request& req, Reply* rep);
   Status RemoveMount(const Caller& c, const Request& req, Reply* rep);
+  Status SetQuota(const Caller& c, const Request& req, Reply* rep);
+  Status FlushVolume(const Caller& c, const Request& req, Reply* rep);
+  Status CheckServers(const Request& req, Reply* rep);
+  Status SetCacheSize(const Caller& c, const Request& req, Reply* rep);
+  Status CellStatus(const Request& req, Reply* rep);
+  void ListCells(Reply* rep);
+  void FillCell(const HekaFs::KnownCell& cell, ::heka::cachemgr::CellInfo* out) const;
 
   ControlHandlerOptions options_;
+  std::mutex mu_;
+  // mu_: the servers the last probes found down, by address (`checkservers -fast`).
+  std::map<std::string, ::heka::cachemgr::ServerCheck> down_;
 };
 
 }  // namespace heka::cm

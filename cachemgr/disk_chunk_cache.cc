@@ -332,6 +332,23 @@ void DiskChunkCache::Drop(const FileKey& file) {
   Unlink(unlink);
 }
 
+void DiskChunkCache::DropVolume(const std::string& cell, uint64_t volume) {
+  std::vector<uint64_t> unlink;
+  {
+    std::lock_guard lock(mu_);
+    (void)db_->Exec("BEGIN");
+    auto it = chunks_.lower_bound(Key{FileKey{cell, volume, 0, 0}, 0, 0});
+    while (it != chunks_.end() && std::get<0>(std::get<0>(it->first)) == cell &&
+           std::get<1>(std::get<0>(it->first)) == volume) {
+      auto next = std::next(it);
+      EraseLocked(it, &unlink);
+      it = next;
+    }
+    (void)db_->Exec("COMMIT");
+  }
+  Unlink(unlink);
+}
+
 ChunkCacheUsage DiskChunkCache::Usage() const {
   std::lock_guard lock(mu_);
   return ChunkCacheUsage{bytes_, chunks_.size(), capacity_, evicted_};
@@ -355,6 +372,11 @@ std::vector<std::pair<FileKey, uint64_t>> DiskChunkCache::Versions() const {
     if (out.empty() || out.back() != v) out.push_back(std::move(v));
   }
   return out;
+}
+
+bool DiskChunkCache::Contains(const FileKey& file, uint64_t version, uint64_t index) const {
+  std::lock_guard lock(mu_);
+  return chunks_.count(Key{file, version, index}) > 0;
 }
 
 void DiskChunkCache::EraseLocked(std::map<Key, Entry>::iterator it, std::vector<uint64_t>* unlink) {

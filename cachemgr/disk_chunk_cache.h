@@ -40,9 +40,11 @@ class DiskChunkCache : public ChunkCache {
   void Put(const FileKey& file, uint64_t version, uint64_t index, std::string bytes) override;
   void Advance(const FileKey& file, uint64_t from, uint64_t to, uint64_t end_index) override;
   void Drop(const FileKey& file) override;
+  void DropVolume(const std::string& cell, uint64_t volume) override;
   ChunkCacheUsage Usage() const override;
   void SetCapacity(uint64_t capacity_bytes) override;
   std::vector<std::pair<FileKey, uint64_t>> Versions() const override;
+  bool Contains(const FileKey& file, uint64_t version, uint64_t index) const override;
 
   // Crash tests: called with the step about to be taken ("write" half way through a chunk
   // file, "rename" before its row is inserted) and the number of chunks put so far.

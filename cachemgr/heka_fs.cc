@@ -21,7 +21,7 @@ constexpr const char* kFile = "heka.fileserver.File.";
 
 bool Idempotent(const std::string& method) {
   for (const char* m : {"FetchStatus", "FetchData", "Lookup", "ListDir", "BulkStatus",
-                        "GetVolumeStatus", "FetchAcl"}) {
+                        "GetVolumeStatus", "FetchAcl", "SetQuota"}) {
     if (method == m) return true;
   }
   return false;
@@ -373,9 +373,13 @@ void HekaFs::Remember(const Who& who, const pb::FileStatus& st, int64_t callback
     node->entries.clear();
     node->listed = false;
   }
-  // Chunks belong to a data version: those of an unchanged version stay good.
+  // Chunks belong to a data version: those of an unchanged version stay good; those of an
+  // old one go, unless the file is open (a handle may still be reading that version; the LRU
+  // takes them later).
   if (node->status.has_fid() && node->status.data_version() != st.data_version()) {
-    chunk_cache_->Drop(FileKeyOf(st.fid()));
+    bool open = std::any_of(handles_.begin(), handles_.end(),
+                            [&](const auto& kv) { return kv.second->ino == ino; });
+    if (!open) chunk_cache_->Drop(FileKeyOf(st.fid()));
   }
   node->status = st;
   node->rights[who.principal] = st.caller_rights();
@@ -485,12 +489,7 @@ void HekaFs::OnBreak(const pb::BreakRequest& req) {
       auto it = nodes_.find(ino);
       if (it == nodes_.end()) continue;
       Node& n = *it->second;
-      n.valid = false;
-      ++n.generation;
-      n.rights.clear();
-      n.entries.clear();
-      n.listed = false;
-      inval.emplace_back(ino, "");
+      n.Invalidate(ino, &inval);
       if (n.status.type() == pb::DIRECTORY) {
         // Its ACL may have changed: the rights of what it holds must be asked again.
         for (auto& [child_ino, child] : nodes_) {
@@ -499,11 +498,13 @@ void HekaFs::OnBreak(const pb::BreakRequest& req) {
             child->rights.clear();
           }
         }
-        for (const std::string& name : n.kernel_names) inval.emplace_back(ino, name);
-        n.kernel_names.clear();
       }
     }
   }
+  QueueInvalidations(std::move(inval));
+}
+
+void HekaFs::QueueInvalidations(std::vector<std::pair<uint64_t, std::string>> inval) {
   if (inval.empty()) return;
   {
     std::lock_guard lock(inval_mu_);
@@ -517,21 +518,11 @@ void HekaFs::OnRevalidate() {
   {
     std::lock_guard lock(mu_);
     for (auto& [ino, n] : nodes_) {
-      if (!n->valid) continue;
-      n->valid = false;
-      ++n->generation;
-      n->rights.clear();
-      inval.emplace_back(ino, "");
-      for (const std::string& name : n->kernel_names) inval.emplace_back(ino, name);
-      n->kernel_names.clear();
+      if (n->valid) n->Invalidate(ino, &inval, /*listing=*/false);
     }
   }
   spdlog::info("revalidating {} cached objects", inval.size());
-  {
-    std::lock_guard lock(inval_mu_);
-    for (auto& i : inval) inval_queue_.push_back(std::move(i));
-  }
-  inval_cv_.notify_one();
+  QueueInvalidations(std::move(inval));
 }
 
 void HekaFs::InvalidationLoop() {
@@ -1091,6 +1082,10 @@ Status HekaFs::SetLock(uint64_t fh, uint64_t owner, bool exclusive, bool unlock,
         lockers_.insert({h->ino, owner});
       }
       Forget(h->fid);  // read what the previous holder wrote
+      for (const auto& open : HandlesOf(h->ino)) {
+        std::lock_guard hl(open->mu);
+        Repin(*open);
+      }
       return s;
     }
     if (s.code() != Code::kLockConflict || !wait) return s;
@@ -1152,10 +1147,28 @@ Result<uint64_t> HekaFs::Open(const Caller& c, uint64_t ino, int flags) {
   h->fid = st->fid();
   h->who = who;
   h->writable = writable;
+  h->readable = acc != O_WRONLY;
   h->size = st->size();
+  h->version = st->data_version();
   if (writable && (flags & O_TRUNC)) {
     h->truncated = true;
     h->size = 0;
+  }
+  // A file that fits comfortably in the cache is all there once open returns, fetched several
+  // chunks at a time: reading it is then local, and it reads as one version even if another
+  // client stores a new one meanwhile.
+  if (h->readable && !h->truncated && h->size > 0 &&
+      h->size <= chunk_cache_->Usage().capacity / 2) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      auto complete = Prefetch(*h);
+      if (!complete.ok()) return complete.status();
+      if (*complete) break;
+      Forget(h->fid);  // it changed meanwhile: open the new version
+      auto now = StatusOf(who, ino);
+      if (!now.ok()) return now.status();
+      h->version = now->data_version();
+      h->size = now->size();
+    }
   }
   std::lock_guard lock(mu_);
   uint64_t fh = next_fh_++;
@@ -1181,6 +1194,8 @@ Result<std::pair<EntryOut, uint64_t>> HekaFs::Create(const Caller& c, uint64_t p
   auto h = std::make_shared<Handle>();
   h->ino = e.ino;
   h->fid = r->status().fid();
+  h->version = r->status().data_version();
+  h->readable = (flags & O_ACCMODE) != O_WRONLY;
   h->who = who;
   h->writable = (flags & O_ACCMODE) != O_RDONLY;
   std::lock_guard lock(mu_);
@@ -1191,21 +1206,16 @@ Result<std::pair<EntryOut, uint64_t>> HekaFs::Create(const Caller& c, uint64_t p
 
 Result<std::shared_ptr<const std::string>> HekaFs::ChunkFor(const Who& who, Handle& h,
                                                              uint64_t index) {
-  std::optional<uint64_t> version;  // set: the cached copy of this version may be served
-  {
-    std::lock_guard lock(mu_);
-    auto it = nodes_.find(h.ino);
-    if (it != nodes_.end() && it->second->Fresh() && it->second->rights.count(who.principal)) {
-      version = it->second->status.data_version();
-    }
-  }
-  if (version) {
-    // The chunk the handle read last (FUSE reads 128 KiB at a time), then the cache.
-    if (h.memo && h.memo_index == index && h.memo_version == *version) return h.memo;
-    if (auto chunk = chunk_cache_->Get(FileKeyOf(h.fid), *version, index)) {
+  // A handle opened for reading had its rights checked at open: it reads its version from
+  // the chunk it read last (FUSE reads 128 KiB at a time), then the cache. A write-only one
+  // only gets what the server gives it.
+  if (h.readable) {
+    if (h.memo && h.memo_index == index && h.memo_version == h.version) return h.memo;
+    if (auto chunk = chunk_cache_->Get(FileKeyOf(h.fid), h.version, index)) {
       h.memo = std::make_shared<const std::string>(std::move(*chunk));
       h.memo_index = index;
-      h.memo_version = *version;
+      h.memo_version = h.version;
+      h.served = true;
       return h.memo;
     }
   }
@@ -1216,6 +1226,20 @@ Result<std::shared_ptr<const std::string>> HekaFs::ChunkFor(const Who& who, Hand
   auto r = Call<pb::FetchDataReply>(who, h.fid.cell(), h.fid.volume(), "FetchData", req);
   if (!r.ok()) return r.status();
   Remember(who, r->status(), r->callback().expires_ns());
+  if (r->status().data_version() != h.version) {
+    if (h.served || h.Pending()) {
+      spdlog::info("{}.{}.{}: changed on its server while open (version {} -> {}), chunk {} "
+                   "not cached: the read fails with ESTALE",
+                   h.fid.volume(), h.fid.vnode(), h.fid.uniq(), h.version,
+                   r->status().data_version(), index);
+      return Error(Code::kStaleFid, "the file changed on its server while open here (data "
+                                    "version " + std::to_string(h.version) + " -> " +
+                                    std::to_string(r->status().data_version()) +
+                                    "): open it again");
+    }
+    h.version = r->status().data_version();  // nothing read yet: read the new one
+  }
+  h.served = true;
   bool keep = false;
   {
     std::lock_guard lock(mu_);
@@ -1231,6 +1255,59 @@ Result<std::shared_ptr<const std::string>> HekaFs::ChunkFor(const Who& who, Hand
   return h.memo;
 }
 
+void HekaFs::Repin(Handle& h) {
+  if (h.Pending() || !h.readable) return;
+  auto st = StatusOf(h.who, h.ino);
+  if (!st.ok() || st->data_version() == h.version) return;
+  h.version = st->data_version();
+  h.size = st->size();
+  h.served = false;
+  h.memo.reset();
+}
+
+Result<bool> HekaFs::Prefetch(Handle& h) {
+  FileKey key = FileKeyOf(h.fid);
+  std::vector<uint64_t> missing;
+  for (uint64_t i = 0; i * chunk_size_ < h.size; ++i) {
+    if (!chunk_cache_->Contains(key, h.version, i)) missing.push_back(i);
+  }
+  if (missing.empty()) return true;
+  std::atomic<size_t> next{0};
+  std::atomic<bool> changed{false};
+  std::mutex failed_mu;
+  Status failed;
+  auto fetch = [&] {
+    for (size_t k; !changed && (k = next++) < missing.size();) {
+      {
+        std::lock_guard lock(failed_mu);
+        if (!failed.ok()) return;
+      }
+      pb::FetchDataRequest req;
+      *req.mutable_fid() = h.fid;
+      req.set_offset(missing[k] * chunk_size_);
+      req.set_length(chunk_size_);
+      auto r = Call<pb::FetchDataReply>(h.who, h.fid.cell(), h.fid.volume(), "FetchData", req);
+      if (!r.ok()) {
+        std::lock_guard lock(failed_mu);
+        failed = r.status();
+        return;
+      }
+      if (r->status().data_version() != h.version) {
+        changed = true;
+        return;
+      }
+      chunk_cache_->Put(key, h.version, missing[k], std::move(*r->mutable_data()));
+    }
+  };
+  constexpr size_t kInFlight = 4;
+  std::vector<std::thread> workers;
+  for (size_t i = 1; i < std::min(kInFlight, missing.size()); ++i) workers.emplace_back(fetch);
+  fetch();
+  for (auto& w : workers) w.join();
+  if (!failed.ok()) return failed;
+  return !changed;
+}
+
 Result<std::string> HekaFs::Read(uint64_t fh, uint64_t offset, size_t size) {
   std::shared_ptr<Handle> h;
   {
@@ -1241,6 +1318,9 @@ Result<std::string> HekaFs::Read(uint64_t fh, uint64_t offset, size_t size) {
   }
   std::lock_guard hl(h->mu);
   if (Status lost = LockState(*h); !lost.ok()) return lost;
+  // A read from the start, or past the end, may take a newer version (a reader reading the
+  // file again, `tail -f`); a read in the middle never mixes versions.
+  if (offset == 0 || offset >= h->size) Repin(*h);
   std::string out;
   uint64_t end = std::min<uint64_t>(offset + size, h->size);
   for (uint64_t pos = offset; pos < end;) {
@@ -1312,6 +1392,15 @@ Status HekaFs::StoreDirty(Handle& h) {
   pb::BeginStoreRequest begin;
   *begin.mutable_fid() = h.fid;
   auto b = Call<pb::BeginStoreReply>(h.who, h.fid.cell(), h.fid.volume(), "BeginStore", begin);
+  // Another store of this file is in progress (another client's close, or the remains of one
+  // whose client died): wait for it, as a close would wait for a lock.
+  auto pause = std::chrono::milliseconds(20);
+  for (auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+       !b.ok() && b.status().code() == Code::kLocked && std::chrono::steady_clock::now() < give_up;) {
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(500));
+    b = Call<pb::BeginStoreReply>(h.who, h.fid.cell(), h.fid.volume(), "BeginStore", begin);
+  }
   if (!b.ok()) return b.status();
   uint64_t base_dv = b->status().data_version();
   auto abort = [&] {
@@ -1327,21 +1416,47 @@ Status HekaFs::StoreDirty(Handle& h) {
   for (uint64_t index = 0; h.truncated && index * chunk_size_ < h.size; ++index) {
     chunks.emplace(index, &kNone);
   }
+  std::vector<std::pair<uint64_t, const std::string*>> sends;
   for (const auto& [index, chunk] : chunks) {
-    uint64_t start = index * chunk_size_;
-    if (start >= h.size) continue;
-    std::string bytes = *chunk;
-    bytes.resize(std::min<uint64_t>(chunk_size_, h.size - start), '\0');
-    pb::StoreDataRequest put;
-    put.set_store_id(b->store_id());
-    put.set_offset(start);
-    put.set_data(std::move(bytes));
-    auto p = Call<pb::StoreDataReply>(h.who, h.fid.cell(), h.fid.volume(), "StoreData", put);
-    if (!p.ok()) {
-      abort();
-      return p.status();
-    }
+    if (index * chunk_size_ < h.size) sends.emplace_back(index, chunk);
   }
+  // Several chunks in flight at once, all inside the one store transaction: nobody sees any
+  // of them before the commit, in whatever order they arrive.
+  std::atomic<size_t> next{0};
+  std::mutex failed_mu;
+  Status failed;
+  auto send = [&] {
+    for (size_t k; (k = next++) < sends.size();) {
+      {
+        std::lock_guard lock(failed_mu);
+        if (!failed.ok()) return;
+      }
+      if (options_.test_hook) options_.test_hook("store", k + 1);
+      uint64_t start = sends[k].first * chunk_size_;
+      std::string bytes = *sends[k].second;
+      bytes.resize(std::min<uint64_t>(chunk_size_, h.size - start), '\0');
+      pb::StoreDataRequest put;
+      put.set_store_id(b->store_id());
+      put.set_offset(start);
+      put.set_data(std::move(bytes));
+      auto p = Call<pb::StoreDataReply>(h.who, h.fid.cell(), h.fid.volume(), "StoreData", put);
+      if (!p.ok()) {
+        std::lock_guard lock(failed_mu);
+        if (failed.ok()) failed = p.status();
+        return;
+      }
+    }
+  };
+  constexpr size_t kInFlight = 4;
+  std::vector<std::thread> senders;
+  for (size_t i = 1; i < std::min(kInFlight, sends.size()); ++i) senders.emplace_back(send);
+  send();
+  for (auto& t : senders) t.join();
+  if (!failed.ok()) {
+    abort();
+    return failed;
+  }
+  if (options_.test_hook) options_.test_hook("commit", 1);
   pb::CommitStoreRequest commit;
   commit.set_store_id(b->store_id());
   commit.set_size(h.size);
@@ -1375,6 +1490,7 @@ Status HekaFs::StoreDirty(Handle& h) {
   }
   h.dirty.clear();
   h.truncated = false;
+  h.version = done->status().data_version();
   return Status::Ok();
 }
 
@@ -1412,5 +1528,7 @@ template Result<pb::StoreAclReply> HekaFs::Call(const Who&, const std::string&, 
 template Result<pb::GetVolumeStatusReply> HekaFs::Call(const Who&, const std::string&, uint64_t,
                                                        const std::string&,
                                                        const pb::GetVolumeStatusRequest&);
+template Result<pb::SetQuotaReply> HekaFs::Call(const Who&, const std::string&, uint64_t,
+                                                const std::string&, const pb::SetQuotaRequest&);
 
 }  // namespace heka::cm

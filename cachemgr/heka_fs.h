@@ -92,6 +92,9 @@ struct HekaFsOptions {
   std::string client_uuid;                 // this cache manager's UUID
   // Where file data is cached; default: a MemoryChunkCache of config->cache_bytes.
   std::shared_ptr<ChunkCache> chunk_cache;
+  // Crash tests: called before each StoreData of a store ("store", 1-based count) and before
+  // its CommitStore ("commit", 1).
+  std::function<void(const char* step, uint64_t n)> test_hook;
 };
 
 class HekaFs {
@@ -196,6 +199,36 @@ class HekaFs {
   // directory's own cell), after checking the VLDB knows that volume.
   Result<std::string> MakeMountPoint(const Caller& c, uint64_t parent, const std::string& name,
                                      const std::string& cell, const std::string& volume, bool rw);
+  // `heka fs setquota`: sets the quota of `ino`'s volume (0 = no limit) through its file
+  // server as `c`, who must administer the cell. Returns the volume's new status.
+  Result<pb::VolumeStatus> SetQuotaOf(const Caller& c, uint64_t ino, uint64_t quota_bytes);
+  // `heka fs flushvolume`: what FlushCached does, for every object cached of `ino`'s volume,
+  // in batches (progress in the log for large volumes). Returns how many objects that was.
+  Result<uint64_t> FlushVolume(uint64_t ino);
+  // `heka fs setcachesize`: a new bound on cached file data (evicting at once); 0 = back to
+  // the configured cache_size_mb. Returns the bound now in force.
+  uint64_t SetCacheSize(uint64_t bytes);
+  // `heka fs checkservers`: pings (Diag.Ping as the machine, 5 s deadline) the file servers
+  // holding volumes of `cells` (empty: the configured ones), or every registered server with
+  // `all`. Fails only if the VLDB cannot say which servers those are.
+  struct ServerProbe {
+    std::string address;
+    std::string principal;
+    std::string uuid;
+    Status status;  // of the ping
+  };
+  Result<std::vector<ServerProbe>> CheckServers(const std::vector<std::string>& cells, bool all);
+  // `heka fs listcells`: the configured cells (listed in the root), then those looked up
+  // since start, each with its root.cell volume id (0: not looked up yet).
+  struct KnownCell {
+    std::string name;
+    bool configured = false;
+    uint64_t root_volume = 0;
+  };
+  std::vector<KnownCell> Cells();
+  // `heka fs getcellstatus`: one cell, looked up in the VLDB if need be; kNotFound when it
+  // has no such cell.
+  Result<KnownCell> CellStatus(const std::string& cell);
 
   // Kernel invalidation: set before mounting; run on the invalidation thread only.
   std::function<void(uint64_t ino)> inval_inode;
@@ -278,10 +311,18 @@ class HekaFs {
   Status LockState(const Handle& h);
   // The open handles of `ino` (lock order: a handle's mutex before mu_, never the reverse).
   std::vector<std::shared_ptr<Handle>> HandlesOf(uint64_t ino);
+  // Moves a readable handle without unstored writes to the file's current data version.
+  // REQUIRES: h.mu held.
+  void Repin(Handle& h);
+  // Puts the chunks of h's file at h.version that the cache lacks into it, several fetches
+  // at a time. False when the file changed meanwhile (a chunk came back of another version).
+  Result<bool> Prefetch(Handle& h);
   // Chunk `index` of `h`'s file as `who` may see it: h's memo, the cache, else fetched.
   // REQUIRES: h.mu held.
   Result<std::shared_ptr<const std::string>> ChunkFor(const Who& who, Handle& h, uint64_t index);
 
+  // Hands (ino, "") / (parent, name) invalidations to the invalidation thread.
+  void QueueInvalidations(std::vector<std::pair<uint64_t, std::string>> inval);
   void OnBreak(const pb::BreakRequest& req);
   void OnRevalidate();
   void InvalidationLoop();

@@ -1,10 +1,18 @@
 // HekaFs: what the control socket (`heka fs`) needs beyond the FUSE operations: paths,
-// ACLs, volume status, mount points, flush and unlog. See heka_fs.h.
+// ACLs, volume status and quota, mount points, flushes, the cache's size, server probes,
+// cells and unlog. See heka_fs.h.
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <future>
+#include <set>
 
 #include "cachemgr/heka_fs.h"
 #include "cachemgr/internal/heka_fs_types.h"
 #include "cachemgr/mount_point.h"
+#include "proto/diag.pb.h"
+#include "rpc/client.h"
+#include "rpc/diag.h"
 
 namespace heka::cm {
 
@@ -104,6 +112,23 @@ Result<pb::VolumeStatus> HekaFs::VolumeStatusOf(const Caller& c, uint64_t ino) {
   return r->status();
 }
 
+Result<pb::VolumeStatus> HekaFs::SetQuotaOf(const Caller& c, uint64_t ino,
+                                            uint64_t quota_bytes) {
+  auto fid = FidOf(ino);
+  if (!fid.ok()) return fid.status();
+  pb::SetQuotaRequest req;
+  req.set_cell(fid->cell());
+  req.set_volume(fid->volume());
+  req.set_quota_bytes(quota_bytes);
+  auto r = Call<pb::SetQuotaReply>(WhoIs(c), fid->cell(), fid->volume(), "SetQuota", req);
+  if (r.ok()) return r->status();
+  if (r.status().code() == Code::kPermissionDenied) {
+    return Error(Code::kPermissionDenied, "only administrators of cell '" + fid->cell() +
+                                              "' may change a volume's quota");
+  }
+  return r.status();
+}
+
 Result<std::string> HekaFs::ServerAddressOf(uint64_t ino) {
   auto fid = FidOf(ino);
   if (!fid.ok()) return fid.status();
@@ -136,32 +161,76 @@ Result<uint64_t> HekaFs::VolumeByName(const std::string& cell, const std::string
 // ---- Cache and credentials ----------------------------------------------------------------
 
 void HekaFs::FlushCached(uint64_t ino) {
+  std::vector<std::pair<uint64_t, std::string>> inval;
   {
     std::lock_guard lock(mu_);
     auto it = nodes_.find(ino);
     if (it != nodes_.end()) {
-      Node& n = *it->second;
-      n.valid = false;
-      ++n.generation;
-      n.rights.clear();
-      chunk_cache_->Drop(FileKeyOf(n.status.fid()));
-      n.entries.clear();
-      n.listed = false;
+      it->second->Invalidate(ino, &inval);
+      chunk_cache_->Drop(FileKeyOf(it->second->status.fid()));
+    } else {
+      inval.emplace_back(ino, "");
     }
   }
+  QueueInvalidations(std::move(inval));
+}
+
+namespace {
+
+// flushvolume works (and takes mu_) this many objects at a time, and logs progress every
+// kFlushLogEvery objects.
+constexpr size_t kFlushBatch = 1000;
+constexpr size_t kFlushLogEvery = 10000;
+
+}  // namespace
+
+Result<uint64_t> HekaFs::FlushVolume(uint64_t ino) {
+  auto fid = FidOf(ino);
+  if (!fid.ok()) return fid.status();
+  std::vector<uint64_t> inos;
   {
-    std::lock_guard lock(inval_mu_);
-    inval_queue_.emplace_back(ino, "");
+    std::lock_guard lock(mu_);
+    // inos_ is ordered by (cell, volume, vnode, uniq): the volume's objects are adjacent.
+    for (auto it = inos_.lower_bound({fid->cell(), fid->volume(), 0, 0});
+         it != inos_.end() && std::get<0>(it->first) == fid->cell() &&
+         std::get<1>(it->first) == fid->volume();
+         ++it) {
+      inos.push_back(it->second);
+    }
   }
-  inval_cv_.notify_one();
+  const size_t total = inos.size();
+  for (size_t done = 0; done < total;) {
+    std::vector<std::pair<uint64_t, std::string>> inval;
+    size_t end = std::min(total, done + kFlushBatch);
+    {
+      std::lock_guard lock(mu_);
+      for (; done < end; ++done) {
+        auto it = nodes_.find(inos[done]);
+        if (it == nodes_.end()) continue;
+        it->second->Invalidate(inos[done], &inval);
+      }
+    }
+    QueueInvalidations(std::move(inval));
+    if (done % kFlushLogEvery == 0 && done < total) {
+      spdlog::info("flushvolume: {} of {} objects (volume {} of cell {})", done, total,
+                   fid->volume(), fid->cell());
+    }
+  }
+  // File data of files no longer tracked (the kernel forgot them) goes too.
+  chunk_cache_->DropVolume(fid->cell(), fid->volume());
+  spdlog::info("flushvolume: {} of {} objects (volume {} of cell {}): done", total, total,
+               fid->volume(), fid->cell());
+  return total;
+}
+
+uint64_t HekaFs::SetCacheSize(uint64_t bytes) {
+  uint64_t bound = bytes == 0 ? options_.config->cache_bytes : bytes;
+  chunk_cache_->SetCapacity(bound);
+  return bound;
 }
 
 void HekaFs::ForgetName(uint64_t parent, const std::string& name) {
-  {
-    std::lock_guard lock(inval_mu_);
-    inval_queue_.emplace_back(parent, name);
-  }
-  inval_cv_.notify_one();
+  QueueInvalidations({{parent, name}});
 }
 
 std::string HekaFs::PrincipalOf(const Caller& c) { return WhoIs(c).principal; }
@@ -244,6 +313,96 @@ Result<std::string> HekaFs::MakeMountPoint(const Caller& c, uint64_t parent,
   auto made = MakeSymlink(WhoIs(c), parent, name, target, kMountPointMode);
   if (!made.ok()) return made.status();
   return target;
+}
+
+// ---- Servers and cells ------------------------------------------------------------------
+
+namespace {
+
+constexpr std::chrono::seconds kProbeDeadline{5};
+
+}  // namespace
+
+Result<std::vector<HekaFs::ServerProbe>> HekaFs::CheckServers(
+    const std::vector<std::string>& cells, bool all) {
+  const std::vector<std::string>& wanted = cells.empty() ? options_.config->cells : cells;
+  all = all || wanted.empty();
+  std::set<std::string> uuids;  // of the servers holding the cells' volumes
+  for (size_t i = 0; !all && i < wanted.size(); ++i) {
+    auto known = CellStatus(wanted[i]);
+    if (!known.ok()) return known.status();
+    db::ListVolumesRequest req;
+    req.set_cell(wanted[i]);
+    auto vols = options_.runtime->BlockOn(options_.db->ListVolumes(req));
+    if (!vols.ok()) return vols.status().WithContext("volumes of cell " + wanted[i]);
+    for (const db::Volume& v : vols->volumes()) {
+      for (const db::VolumeSite& site : v.sites()) uuids.insert(site.server_uuid());
+    }
+  }
+  auto servers = options_.runtime->BlockOn(options_.db->ListServers(db::ListServersRequest()));
+  if (!servers.ok()) return servers.status().WithContext("file servers");
+  std::vector<ServerProbe> out;
+  for (const db::FileServer& s : servers->servers()) {
+    if (s.addresses_size() == 0 || (!all && !uuids.count(s.uuid()))) continue;
+    out.push_back({s.addresses(0), s.principal(), s.uuid(), Status::Ok()});
+  }
+  // All at once, on connections of their own: a dead server costs one deadline in all.
+  std::vector<std::shared_ptr<rpc::Client>> clients;
+  std::vector<std::future<Result<diag::PingReply>>> pings;
+  for (const ServerProbe& p : out) {
+    rpc::ClientOptions o;
+    o.address = p.address;
+    o.server_principal = p.principal;
+    o.credentials.keytab = "FILE:" + options_.config->keytab;
+    o.credentials.principal = options_.config->principal;
+    o.credentials.ccache = "MEMORY:heka-cachemgr-machine";
+    o.connect_timeout = kProbeDeadline;
+    o.handshake_timeout = kProbeDeadline;
+    clients.push_back(rpc::Client::Create(*options_.runtime, o));
+    pings.push_back(rpc::asio::co_spawn(
+        options_.runtime->io(),
+        clients.back()->Call<diag::PingReply>(rpc::kDiagPing, diag::PingRequest(),
+                                              kProbeDeadline),
+        rpc::asio::use_future));
+  }
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i].status = pings[i].get().status();
+    clients[i]->Close();
+    if (!out[i].status.ok()) {
+      spdlog::warn("checkservers: {} ({}) is unavailable: {}", out[i].address, out[i].uuid,
+                   out[i].status.ToString());
+    }
+  }
+  return out;
+}
+
+std::vector<HekaFs::KnownCell> HekaFs::Cells() {
+  std::vector<KnownCell> out;
+  std::lock_guard lock(mu_);
+  for (const std::string& name : options_.config->cells) {
+    auto it = root_volumes_.find(name);
+    out.push_back({name, true, it == root_volumes_.end() ? 0 : it->second});
+  }
+  for (const auto& [name, root] : root_volumes_) {
+    const auto& configured = options_.config->cells;
+    if (std::find(configured.begin(), configured.end(), name) == configured.end()) {
+      out.push_back({name, false, root});
+    }
+  }
+  return out;
+}
+
+Result<HekaFs::KnownCell> HekaFs::CellStatus(const std::string& cell) {
+  auto root = RootVolume(cell);
+  if (!root.ok()) {
+    if (root.status().code() == Code::kNotFound) {
+      return Error(Code::kNotFound, "no such cell '" + cell + "'");
+    }
+    return root.status();
+  }
+  const auto& configured = options_.config->cells;
+  bool listed = std::find(configured.begin(), configured.end(), cell) != configured.end();
+  return KnownCell{cell, listed, *root};
 }
 
 }  // namespace heka::cm

@@ -378,9 +378,10 @@ fuse_lowlevel_ops Ops() {
 }
 
 // This cache manager's identity towards file servers (callback promises): made once.
-// Crash tests: HEKA_TEST_CACHE_CRASH="STEP:N" kills this process (SIGKILL) at the cache's
-// step STEP ("write": half way through writing a chunk file; "rename": after the file is in
-// place, before its index row) of the Nth chunk it keeps.
+// Crash tests: HEKA_TEST_CACHE_CRASH="STEP:N" kills this process (SIGKILL) at step STEP of
+// the Nth chunk: "write" (the cache, half way through writing a chunk file), "rename" (the
+// cache, file in place, before its index row), "store" (before a store's Nth StoreData),
+// "commit" (N = 1: before a store's CommitStore).
 std::function<void(const char*, uint64_t)> CrashHook() {
   const char* spec = std::getenv("HEKA_TEST_CACHE_CRASH");
   if (spec == nullptr) return nullptr;
@@ -498,6 +499,7 @@ int Run(const std::string& config_path, const std::string& mountpoint, bool daem
   fo.resolver = &resolver;
   fo.client_uuid = ClientUuid(config->state_dir);
   fo.chunk_cache = chunk_cache;
+  fo.test_hook = CrashHook();
   auto fs = std::make_unique<HekaFs>(fo);
   g_fs = fs.get();
   fs->StartRevalidation();

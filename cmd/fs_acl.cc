@@ -40,11 +40,6 @@ Result<uint32_t> ParseRights(const std::string& text) {
   return out;
 }
 
-bool IsSwitch(const char* arg) {
-  if (arg[0] != '-' || arg[1] == '\0') return false;
-  return !(arg[1] >= '0' && arg[1] <= '9');  // "-204" is a PTDB id
-}
-
 }  // namespace
 
 // heka fs listacl -dir D
@@ -75,19 +70,8 @@ int FsListAcl(int argc, char** argv) {
 // heka fs setacl -dir D -acl NAME RIGHTS [NAME RIGHTS ...] [-negative] [-clear]
 int FsSetAcl(int argc, char** argv) {
   // -acl takes name/rights pairs: take them out before the switches are parsed.
-  std::vector<char*> rest = {argv[0]};
-  std::vector<std::string> pairs;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (IsSwitch(argv[i]) && arg.size() >= 2 && std::string("-acl").compare(0, arg.size(), arg) == 0 &&
-        arg != "-") {
-      for (++i; i < argc && !IsSwitch(argv[i]); ++i) pairs.push_back(argv[i]);
-      --i;
-      continue;
-    }
-    rest.push_back(argv[i]);
-  }
-  rest.push_back(nullptr);
+  std::vector<char*> rest;
+  std::vector<std::string> pairs = TakeList(argc, argv, "acl", &rest).values;
   FsCommand c = StartFsCommand("fs setacl", static_cast<int>(rest.size()) - 1, rest.data(),
                                {{"dir", true, "the directory (required)"},
                                 {"acl", false, "NAME RIGHTS [NAME RIGHTS ...] (required); "

@@ -24,6 +24,17 @@ Result<std::string> RealPath(const std::string& path) {
   return std::string(buf);
 }
 
+bool IsSwitch(const char* arg) {
+  if (arg[0] != '-' || arg[1] == '\0') return false;
+  return !(arg[1] >= '0' && arg[1] <= '9');  // "-204" is a PTDB id, not a switch
+}
+
+// "-p", "-pa", "--path" for "path".
+bool Names(const std::string& arg, const std::string& name) {
+  std::string bare = arg.substr(arg.compare(0, 2, "--") == 0 ? 2 : 1);
+  return !bare.empty() && name.compare(0, bare.size(), bare) == 0;
+}
+
 std::string SocketPath(const FsCommand& c) {
   if (c.Has("socket")) return c.Get("socket");
   if (const char* env = std::getenv(cm::kControlSocketEnv); env && *env) return env;
@@ -47,6 +58,28 @@ FsCommand StartFsCommand(std::string name, int argc, char** argv, std::vector<Sw
   c.sw = std::move(*sw);
   if (Status s = Require(c.sw, required); !s.ok()) c.exit = UsageError(c.name, s);
   return c;
+}
+
+ListSwitch TakeList(int argc, char** argv, const std::string& name, std::vector<char*>* rest) {
+  ListSwitch out;
+  rest->assign({argv[0]});
+  for (int i = 1; i < argc; ++i) {
+    if (!IsSwitch(argv[i]) || !Names(argv[i], name)) {
+      rest->push_back(argv[i]);
+      continue;
+    }
+    out.given = true;
+    for (; i + 1 < argc && !IsSwitch(argv[i + 1]); ++i) out.values.push_back(argv[i + 1]);
+  }
+  rest->push_back(nullptr);
+  return out;
+}
+
+Result<bool> JsonOutput(const FsCommand& c) {
+  std::string format = c.Get("format");
+  if (format.empty() || format == "text" || format == "table") return false;
+  if (format == "json") return true;
+  return Error(Code::kInvalidArgument, "-format must be text or json, not '" + format + "'");
 }
 
 Result<std::string> AbsolutePath(const std::string& path, bool follow) {

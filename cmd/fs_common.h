@@ -29,6 +29,20 @@ struct FsCommand {
 FsCommand StartFsCommand(std::string name, int argc, char** argv, std::vector<Switch> switches,
                          std::initializer_list<const char*> required);
 
+// An AFS switch taking several values ("-path a b c", "-acl alice rl bob r"), which getopt
+// cannot parse: TakeList takes "-<name>" (or a prefix of it, or "--<name>") and the values
+// after it (up to the next switch; "-204" is a value) out of argv. `rest` gets the other
+// arguments, argv[0] first and null-terminated, for StartFsCommand. REQUIRES: no other switch
+// of the command starts with a prefix the user may type for `name`.
+struct ListSwitch {
+  bool given = false;
+  std::vector<std::string> values;
+};
+ListSwitch TakeList(int argc, char** argv, const std::string& name, std::vector<char*>* rest);
+
+// -format: false for none or "text" (or "table"), true for "json"; else kInvalidArgument.
+Result<bool> JsonOutput(const FsCommand& c);
+
 // `path` made absolute for the daemon. `follow`: the whole path resolved by the kernel
 // (symlinks followed, a mount point is the volume it leads to); otherwise only its
 // directory, the last component kept as it is (for the mount point commands).

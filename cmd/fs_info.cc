@@ -1,6 +1,8 @@
-// heka fs examine | whereis | flush | whoami | unlog: what the cache manager knows about a
-// path's volume, its cache, and the caller's identity.
+// heka fs examine | whereis | flush | whoami | unlog | getcacheparms | setcachesize: what the
+// cache manager knows about a path's volume, its cache, and the caller's identity.
+#include <cstdint>
 #include <cstdio>
+#include <string>
 
 #include "cmd/commands.h"
 #include "cmd/fs_common.h"
@@ -99,6 +101,42 @@ int FsGetCacheParms(int argc, char** argv) {
                 n((p.used_bytes() + 1023) / 1024), n(p.capacity_bytes() / 1024));
     std::printf("%llu chunks cached (%llu evicted), %llu objects, %llu inodes held by the kernel.\n",
                 n(p.chunks()), n(p.evicted_chunks()), n(p.objects()), n(p.kernel_inodes()));
+  }
+  return kExitOk;
+}
+
+// heka fs setcachesize -blocks N | -reset: a new bound on cached file data (root only).
+int FsSetCacheSize(int argc, char** argv) {
+  FsCommand c = StartFsCommand(
+      "fs setcachesize", argc, argv,
+      {{"blocks", true, "the cache's size in 1K blocks (0 = the configured size)"},
+       {"reset", false, "back to the configured size"}},
+      {});
+  if (c.exit) return *c.exit;
+  if (c.Has("blocks") == c.Has("reset")) {
+    return UsageError(c.name, Error(Code::kInvalidArgument, "give either -blocks N or -reset"));
+  }
+  uint64_t blocks = 0;
+  if (c.Has("blocks")) {
+    const std::string& text = c.Get("blocks");
+    bool digits = !text.empty() && text.size() <= 15 &&
+                  text.find_first_not_of("0123456789") == std::string::npos;
+    if (!digits) {
+      return UsageError(c.name, Error(Code::kInvalidArgument,
+                                      "-blocks wants a number of 1K blocks, not '" + text + "'"));
+    }
+    blocks = std::stoull(text);
+  }
+  cachemgr::ControlRequest req;
+  req.set_op(cachemgr::SET_CACHE_SIZE);
+  req.set_cache_bytes(blocks * 1024);
+  auto rep = AskCacheManager(c, req);
+  if (!rep.ok()) return c.Fail(rep.status());
+  if (blocks == 0) {
+    std::printf("Resetting cache size to the configured %llu 1K byte blocks.\n",
+                static_cast<unsigned long long>(rep->cache().capacity_bytes() / 1024));
+  } else {
+    std::printf("New cache size set.\n");
   }
   return kExitOk;
 }

@@ -6,6 +6,8 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "cachemgr/heka_fs.h"
 
@@ -32,6 +34,22 @@ struct HekaFs::Node {
   bool listed = false;                     // entries is the whole listing
   std::set<std::string> kernel_names;      // directories: names the kernel may cache
   bool Fresh() const { return valid && expires_ns > NowNs(); }
+  // Stops trusting what is cached of it (a break, a flush, a lost promise): `inval` gets
+  // the kernel invalidations to queue, the inode and the names the kernel may cache in it.
+  // `listing` false keeps the entries (checked against the next status's data version).
+  void Invalidate(uint64_t ino, std::vector<std::pair<uint64_t, std::string>>* inval,
+                  bool listing = true) {
+    valid = false;
+    ++generation;
+    rights.clear();
+    if (listing) {
+      entries.clear();
+      listed = false;
+    }
+    inval->emplace_back(ino, "");
+    for (const std::string& name : kernel_names) inval->emplace_back(ino, name);
+    kernel_names.clear();
+  }
 };
 
 // One open file.
@@ -41,7 +59,12 @@ struct HekaFs::Handle {
   pb::Fid fid;
   Who who;                                // the opener's credentials: stores use them
   bool writable = false;
+  bool readable = false;
   uint64_t size = 0;                      // the file's size as this handle sees it
+  // The data version this handle reads: the one it was opened with (or last stored itself).
+  // A chunk of another version is never mixed in: a read that would need one fails (ESTALE).
+  uint64_t version = 0;
+  bool served = false;                    // a chunk of `version` was read through it
   std::map<uint64_t, std::string> dirty;  // chunk index -> new bytes
   // Opened with O_TRUNC: nothing of the old content shows through, and the next store
   // replaces the whole file (so a store refused at close keeps the old content intact).

@@ -12,7 +12,7 @@
 // thread and must not outlive its Volume. Errors (util/status.h): kNotFound (ENOENT),
 // kAlreadyExists (EEXIST), kNotDirectory (ENOTDIR), kIsDirectory (EISDIR), kNotEmpty
 // (ENOTEMPTY), kCrossDevice (EXDEV), kQuotaExceeded (EDQUOT), kInvalidArgument (bad name,
-// "name too long"), kNoSpace / kIoError (storage), kUnavailable (another store to the same
+// "name too long"), kNoSpace / kIoError (storage), kLocked (another store to the same
 // vnode is in progress).
 #pragma once
 

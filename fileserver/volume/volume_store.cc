@@ -89,7 +89,7 @@ Result<std::unique_ptr<StoreTransaction>> Volume::BeginStore(uint64_t vnode) {
   if (v->type == VnodeType::kDir) return Error(Code::kIsDirectory, "store to a directory");
   if (v->type == VnodeType::kSymlink) return Error(Code::kInvalidArgument, "store to a symlink");
   if (storing_.contains(vnode))
-    return Error(Code::kUnavailable,
+    return Error(Code::kLocked,
                  "another store to vnode " + std::to_string(vnode) + " is in progress");
   if (Status s = MarkDirty(); !s.ok()) return s;  // before any chunk file is written
   storing_.insert(vnode);

@@ -65,6 +65,12 @@ TEST(MemoryChunkCacheTest, AdvanceCarriesChunksToTheNewVersionAndDropsTheRest) {
   cache.Drop(kA);
   EXPECT_FALSE(cache.Get(kA, 6, 0));
   EXPECT_EQ(cache.Usage().chunks, 1u);
+  cache.Put(FileKey{"acme", 8, 1, 1}, 1, 0, "another volume");
+  cache.Put(FileKey{"globex", 7, 1, 1}, 1, 0, "another cell");
+  cache.DropVolume("acme", 7);
+  EXPECT_FALSE(cache.Get(kB, 5, 0));
+  EXPECT_TRUE(cache.Get(FileKey{"acme", 8, 1, 1}, 1, 0));
+  EXPECT_TRUE(cache.Get(FileKey{"globex", 7, 1, 1}, 1, 0));
 }
 
 TEST(MemoryChunkCacheTest, ManyThreadsKeepTheBound) {

@@ -162,6 +162,11 @@ TEST_F(DiskChunkCacheTest, AdvanceAndDropLastAcrossARestart) {
   EXPECT_FALSE(c->Get(kA, 5, 0));
   EXPECT_FALSE(c->Get(kB, 5, 0));
   EXPECT_EQ(Files().size(), 2u);
+  c->Put(FileKey{"acme", 8, 1, 1}, 1, 0, "another volume");
+  c->DropVolume("acme", 7);
+  EXPECT_FALSE(c->Get(kA, 6, 0));
+  EXPECT_TRUE(c->Get(FileKey{"acme", 8, 1, 1}, 1, 0));
+  EXPECT_EQ(Files().size(), 1u);
 }
 
 }  // namespace

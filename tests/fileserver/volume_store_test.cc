@@ -122,7 +122,7 @@ TEST_F(StoreTest, StoreReadTruncateExtendAndHoles) {
   auto g = vol_->CreateFile(kRootVnode, "g", {});
   auto store = vol_->BeginStore(g->vnode);
   ASSERT_TRUE(store.ok());
-  EXPECT_EQ(vol_->BeginStore(g->vnode).status().code(), Code::kUnavailable);
+  EXPECT_EQ(vol_->BeginStore(g->vnode).status().code(), Code::kLocked);
   ASSERT_TRUE((*store)->WriteChunk(2, Pattern(10, 5)).ok());
   ASSERT_TRUE((*store)->Commit(2 * kSmallChunk + 10).ok());
   Bytes holes(2 * kSmallChunk, 0);

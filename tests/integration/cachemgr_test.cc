@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <sstream>
+#include <thread>
 
 #include "dbserver/client/db_client.h"
 #include "fileserver/client/file_client.h"
@@ -917,6 +919,86 @@ TEST(CacheManagerTest, AWorkingSetThreeTimesTheCacheReadsCorrectlyWithinTheBound
   EXPECT_LE(on_disk, 4u << 20);
   testing::StopChild(m.pid);
   testing::RunProcess({"fusermount3", "-u", "-z", m.dir});
+}
+
+}  // namespace
+}  // namespace heka::cm
+
+namespace heka::cm {
+namespace {
+
+std::string Lines(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// One client rewrites a 200 MiB file while another checksums it in a loop: the readers only
+// ever see the whole old or the whole new content; a cache manager killed in the middle of
+// storing a rewrite (between two chunks, or just before the commit) leaves the last content.
+TEST(CacheManagerTest, ReadersSeeTheWholeOldOrTheWholeNewContentOfA200MiBRewrite) {
+  World& w = TheWorld();
+  auto& realm = SharedRealm();
+  std::string local = realm.dir() + "/big-";
+  for (const char* v : {"a", "b", "c"}) {
+    ASSERT_EQ(testing::RunProcess({"sh", "-c", "head -c 209715200 /dev/urandom > " + local + v})
+                  .exit_code,
+              0);
+  }
+  auto sum = [&](const std::string& v) {
+    return testing::RunProcess({"sh", "-c", "sha256sum < " + local + v + " | cut -c1-64"}).output;
+  };
+  std::string a = sum("a"), b = sum("b");
+  ASSERT_EQ(Sh("alice", "cp " + local + "a " + A("big.bin")).exit_code, 0);
+  std::string sums = realm.dir() + "/big-sums", errors = realm.dir() + "/big-errors";
+  std::string stop = realm.dir() + "/big-stop";
+  testing::ProcessResult readers;
+  std::thread reading([&] {
+    readers = Sh("bob", "while [ ! -e " + stop + " ]; do sha256sum < " + B("big.bin") +
+                            " 2>>" + errors + " | cut -c1-64 >> " + sums + "; done");
+  });
+  auto lines = [&] {
+    std::string all = Lines(sums);
+    return static_cast<size_t>(std::count(all.begin(), all.end(), '\n'));
+  };
+  EXPECT_TRUE(WaitFor([&] { return lines() >= 1; }, seconds(60)));
+  EXPECT_EQ(Sh("alice", "cp " + local + "b " + A("big.bin")).exit_code, 0);
+  size_t after_b = lines();
+  // A cache manager that dies storing a rewrite: in the middle of the chunks, or before the
+  // commit. The file keeps b.
+  auto keytab = realm.AddService(realm.Principal("heka/client5"));
+  ASSERT_TRUE(keytab.ok());
+  for (const std::string point : {"store:100", "commit:1"}) {
+    Mount m = StartMount(w, "dies-storing-" + point.substr(0, point.find(':')), *keytab,
+                         realm.Principal("heka/client5"), "", {"HEKA_TEST_CACHE_CRASH=" + point});
+    auto cp = Sh("alice", "cp " + local + "c " + m.dir + "/acme/big.bin 2>&1");
+    EXPECT_NE(cp.exit_code, 0) << point << ": the cache manager was to die: " << cp.output;
+    EXPECT_TRUE(WaitFor([&] { return ::waitpid(m.pid, nullptr, WNOHANG) == m.pid; }, seconds(20)))
+        << point << ": " << cp.output << Lines(m.log);
+    testing::RunProcess({"fusermount3", "-u", "-z", m.dir});
+  }
+  EXPECT_TRUE(WaitFor([&] { return lines() >= after_b + 2; }, seconds(120)));
+  std::ofstream(stop) << "\n";
+  reading.join();
+  std::istringstream in(Lines(sums));
+  size_t seen_a = 0, seen_b = 0, other = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line + "\n" == a) {
+      ++seen_a;
+    } else if (line + "\n" == b) {
+      ++seen_b;
+    } else {
+      ++other;
+    }
+  }
+  EXPECT_EQ(other, 0u) << "a reader saw something that is neither the old nor the new file";
+  EXPECT_GE(seen_a, 1u);
+  EXPECT_GE(seen_b, 2u);
+  EXPECT_EQ(Lines(errors), "") << "reads failed: " << Lines(w.mounts[1].log);
+  EXPECT_EQ(Sh("alice", "sha256sum < " + A("big.bin") + " | cut -c1-64").output, b);
+  EXPECT_EQ(Sh("bob", "sha256sum < " + B("big.bin") + " | cut -c1-64").output, b);
+  std::cout << "readers: " << seen_a << " x old, " << seen_b << " x new\n";
+  for (const char* v : {"a", "b", "c"}) std::filesystem::remove(local + v);
+  (void)Sh("alice", "rm -f " + A("big.bin"));
 }
 
 }  // namespace

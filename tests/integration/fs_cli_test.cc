@@ -10,6 +10,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <regex>
+#include <sstream>
 
 #include "dbserver/client/db_client.h"
 #include "fileserver/client/file_client.h"
@@ -61,18 +63,18 @@ Result<db::CommandResult> Write(World& w, db::Command cmd) {
   return r;
 }
 
-// A volume named `name` in cell acme on file server 1: in the VLDB, then on the server.
-uint64_t CreateVolume(World& w, const std::string& name) {
+// A volume named `name` in `cell` on file server 1: in the VLDB, then on the server.
+uint64_t CreateVolume(World& w, const std::string& name, const std::string& cell = "acme") {
   db::Command vol;
   db::Volume* v = vol.mutable_create_volume()->mutable_volume();
   v->set_name(name);
-  v->set_cell("acme");
+  v->set_cell(cell);
   db::VolumeSite* site = v->add_sites();
   site->set_server_uuid(w.cell->fs_uuid(1));
   site->set_partition(w.cell->fs_partition(1));
   auto id = Write(w, vol);
   pb::CreateVolumeRequest cv;
-  cv.set_cell("acme");
+  cv.set_cell(cell);
   cv.set_id(id.ok() ? static_cast<uint64_t>(id->id()) : 0);
   auto made =
       w.admin->CallSync<pb::CreateVolumeReply>("heka.fileserver.VolumeServer.CreateVolume", cv);
@@ -333,6 +335,206 @@ TEST(FsCliTest, GarbageOnTheSocketClosesOnlyThatConnection) {
   EXPECT_EQ(Sh("alice", "heka fs whoami").output, "alice@HEKA.TEST\n");
   auto help = Sh("alice", "heka fs whoami -help");
   EXPECT_EQ(help.exit_code, 0) << help.output;
+}
+
+// `heka fs -help` of each new command: usage on stdout, exit 0.
+TEST(FsCliTest, EveryCommandHasHelp) {
+  for (const char* cmd : {"listquota", "setquota", "flushvolume", "checkservers", "setcachesize",
+                          "getcellstatus", "listcells"}) {
+    auto help = Sh("alice", std::string("heka fs ") + cmd + " -help");
+    EXPECT_EQ(help.exit_code, 0) << cmd << ": " << help.output;
+    EXPECT_EQ(help.output.rfind(std::string("usage: heka fs ") + cmd, 0), 0u) << help.output;
+  }
+}
+
+TEST(FsCliTest, SetQuotaByTheAdminShowsInListQuotaAndIsRefusedToOthers) {
+  World& w = TheWorld();
+  CreateVolume(w, "fscli.quota");
+  std::string m = P("quota");
+  ASSERT_EQ(Sh("admin", "heka fs mkmount -dir " + m + " -vol fscli.quota").exit_code, 0);
+  ASSERT_EQ(Sh("admin", "heka fs setacl -dir " + m + " -acl system:authuser write").exit_code, 0);
+  ASSERT_EQ(Sh("alice", "head -c 3000 /dev/zero > " + m + "/data").exit_code, 0);
+
+  auto denied = Sh("alice", "heka fs setquota -path " + m + " -max 5000");
+  EXPECT_EQ(denied.exit_code, 1);
+  EXPECT_EQ(denied.output,
+            "heka fs setquota: permission denied: only administrators of cell 'acme' may change "
+            "a volume's quota\n");
+  auto set = Sh("admin", "heka fs setquota -path " + m + " -max 5000");
+  EXPECT_EQ(set.exit_code, 0) << set.output;
+  EXPECT_EQ(set.output, "");
+
+  auto list = Sh("alice", "cd " + m + " && heka fs listquota");
+  ASSERT_EQ(list.exit_code, 0) << list.output;
+  EXPECT_EQ(list.output.rfind("Volume Name                    Quota       Used %Used   Partition\n", 0),
+            0u)
+      << list.output;
+  EXPECT_TRUE(std::regex_search(list.output,
+                                std::regex("\nfscli\\.quota +5000 +[0-9]+ +[0-9]+%  +[0-9]+K free\n")))
+      << list.output;
+  auto json = Sh("alice", "heka fs listquota -format json -path " + m + " " + P(""));
+  ASSERT_EQ(json.exit_code, 0) << json.output;
+  EXPECT_NE(json.output.find("{\"volumes\":[{\"path\":\"" + m + "\",\"volume\":\"fscli.quota\""),
+            std::string::npos)
+      << json.output;
+  EXPECT_NE(json.output.find("\"quota_kb\":5000,"), std::string::npos) << json.output;
+  EXPECT_NE(json.output.find("\"volume\":\"root.cell\""), std::string::npos) << json.output;
+
+  ASSERT_EQ(Sh("admin", "heka fs setquota -path " + m + " -max 0").exit_code, 0);
+  list = Sh("alice", "heka fs listquota -path " + m);
+  EXPECT_TRUE(std::regex_search(list.output, std::regex("\nfscli\\.quota +no limit +[0-9]+ ")))
+      << list.output;
+  EXPECT_EQ(Sh("admin", "heka fs setquota -path " + m + " -max lots").exit_code, 2);
+  auto missing = Sh("alice", "heka fs listquota -path " + P("no-such-file"));
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_EQ(Lines(missing.output), 1) << missing.output;
+}
+
+std::string DaemonLog() {
+  std::ifstream in(TheWorld().log);
+  std::stringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+TEST(FsCliTest, FlushVolumeDropsTheCacheAndFilesStillRead) {
+  std::string d = P("flushvol");
+  ASSERT_EQ(Sh("alice", "mkdir " + d + " && echo kept > " + d + "/f && cat " + d + "/f").output,
+            "kept\n");
+  auto flush = Sh("alice", "heka fs flushvolume -path " + d + " " + d + "/f");
+  EXPECT_EQ(flush.exit_code, 0) << flush.output;
+  EXPECT_EQ(flush.output, "");
+  EXPECT_EQ(Sh("alice", "cat " + d + "/f && ls " + d).output, "kept\nf\n");
+  // The daemon logs how far it got: "flushvolume: N of N objects ...".
+  EXPECT_TRUE(WaitFor([] {
+    return std::regex_search(DaemonLog(), std::regex("flushvolume: ([0-9]+) of \\1 objects"));
+  })) << DaemonLog();
+  auto outside = Sh("alice", "heka fs flushvolume -path /tmp");
+  EXPECT_EQ(outside.exit_code, 1);
+  EXPECT_EQ(Lines(outside.output), 1) << outside.output;
+  EXPECT_EQ(Sh("alice", "heka fs flushvolume -path").exit_code, 2);
+}
+
+// Two commands' JSON: getcacheparms' capacity.
+std::string CapacityJson() {
+  auto parms = Sh("alice", "heka fs getcacheparms -format json");
+  std::smatch m;
+  if (!std::regex_search(parms.output, m, std::regex("\"capacity_bytes\":([0-9]+)"))) return "";
+  return m[1];
+}
+
+TEST(FsCliTest, SetCacheSizeOnlyByRoot) {
+  World& w = TheWorld();
+  std::string configured = CapacityJson();
+  ASSERT_EQ(configured, std::to_string(1024ull << 20)) << "the default cache_size_mb";
+  // Something cached first: the smaller bound evicts it at once.
+  ASSERT_EQ(Sh("alice", "head -c 3000000 /dev/zero > " + P("big") + " && cat " + P("big") +
+                            " > /dev/null")
+                .exit_code,
+            0);
+  auto set = Sh("alice", "heka fs setcachesize -blocks 1024");  // the sh runs as root
+  EXPECT_EQ(set.exit_code, 0) << set.output;
+  EXPECT_EQ(set.output, "New cache size set.\n");
+  EXPECT_EQ(CapacityJson(), "1048576");
+  auto parms = Sh("alice", "heka fs getcacheparms");
+  EXPECT_NE(parms.output.find("of the cache's available 1024 1K byte blocks"), std::string::npos)
+      << parms.output;
+  EXPECT_EQ(Sh("alice", "cmp -n 3000000 " + P("big") + " /dev/zero").exit_code, 0);
+
+  // A local user other than root.
+  testing::RunProcess({"useradd", "--system", "--no-create-home", "--shell", "/bin/sh",
+                       "heka-fscli-user"});
+  auto uid = testing::RunProcess({"id", "-u", "heka-fscli-user"});
+  ASSERT_EQ(uid.exit_code, 0) << "useradd failed (the tests run as root)";
+  chmod(SharedRealm().dir().c_str(), 0755);  // the user reaches the control socket
+  auto refused = testing::RunProcess(
+      {"setpriv", "--reuid", "heka-fscli-user", "--regid", "heka-fscli-user", "--clear-groups",
+       testing::BinDir() + "/heka", "fs", "setcachesize", "-blocks", "10"},
+      {{"HEKA_CACHEMGR_SOCKET", w.socket}});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_EQ(refused.output,
+            "heka fs setcachesize: permission denied: only root may change the cache size\n");
+  EXPECT_EQ(CapacityJson(), "1048576");
+
+  auto reset = Sh("alice", "heka fs setcachesize -reset");
+  EXPECT_EQ(reset.exit_code, 0) << reset.output;
+  EXPECT_EQ(reset.output, "Resetting cache size to the configured 1048576 1K byte blocks.\n");
+  EXPECT_EQ(CapacityJson(), configured);
+  EXPECT_EQ(Sh("alice", "heka fs setcachesize -blocks 2048 -reset").exit_code, 2);
+  EXPECT_EQ(Sh("alice", "heka fs setcachesize -blocks many").exit_code, 2);
+}
+
+TEST(FsCliTest, ListCellsAndGetCellStatus) {
+  World& w = TheWorld();
+  // A second cell, in the VLDB but not in the cache manager's configuration.
+  db::Command cell_cmd;
+  cell_cmd.mutable_create_cell()->set_name("fscli-other");
+  cell_cmd.mutable_create_cell()->add_realms("HEKA.TEST");
+  (void)Write(w, cell_cmd);
+  CreateVolume(w, "root.cell", "fscli-other");
+
+  std::string hosts;
+  auto members = db::ParseMembers(w.cell->db().dbservers());
+  ASSERT_TRUE(members.ok());
+  for (const db::DbMember& m : *members) hosts += " " + m.address;
+  auto list = Sh("alice", "heka fs listcells");
+  ASSERT_EQ(list.exit_code, 0) << list.output;
+  EXPECT_EQ(list.output.rfind("Cell acme on hosts" + hosts + ".\n", 0), 0u) << list.output;
+  EXPECT_EQ(list.output.find("fscli-other"), std::string::npos) << list.output;
+
+  auto status = Sh("alice", "heka fs getcellstatus -cell acme");
+  EXPECT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_EQ(status.output, "Cell acme status: no setuid allowed (configured)\n");
+  status = Sh("alice", "heka fs getcellstatus -cell fscli-other");
+  EXPECT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_EQ(status.output,
+            "Cell fscli-other status: no setuid allowed (not configured; reached by lookup)\n");
+  // Looked up once, it is listed too.
+  list = Sh("alice", "heka fs listcells -numeric");
+  EXPECT_NE(list.output.find("\nCell fscli-other on hosts" + hosts + ".\n"), std::string::npos)
+      << list.output;
+  auto json = Sh("alice", "heka fs listcells -format json");
+  EXPECT_EQ(json.output.rfind("{\"cells\":[{\"cell\":\"acme\",\"configured\":true,", 0), 0u)
+      << json.output;
+
+  auto unknown = Sh("alice", "heka fs getcellstatus -cell no-such-cell");
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_EQ(unknown.output, "heka fs getcellstatus: not found: no such cell 'no-such-cell'\n");
+  EXPECT_EQ(Sh("alice", "heka fs getcellstatus").exit_code, 2);
+}
+
+// Last: it stops the file server (and starts it again).
+TEST(FsCliTest, CheckServersNamesAStoppedFileServer) {
+  World& w = TheWorld();
+  auto check = Sh("alice", "heka fs checkservers");
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_EQ(check.output, "All servers are running.\n");
+  auto json = Sh("", "heka fs checkservers -all -format json");
+  EXPECT_EQ(json.output.rfind("{\"all_running\":true,\"servers\":[{\"address\":\"" +
+                                  w.cell->fs_address(1) + "\"",
+                              0),
+            0u)
+      << json.output;
+
+  w.cell->StopFileServer(1);
+  std::string down = "These servers unavailable due to network or server problems: " +
+                     w.cell->fs_address(1) + ".\n";
+  EXPECT_TRUE(WaitFor([&] { return Sh("alice", "heka fs checkservers").output == down; },
+                      seconds(20)))
+      << Sh("alice", "heka fs checkservers").output;
+  check = Sh("alice", "heka fs checkservers -fast -cell acme");  // no probe: the last one's word
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_EQ(check.output, down);
+
+  ASSERT_TRUE(w.cell->StartFileServerAndWait(1).ok());
+  EXPECT_TRUE(WaitFor(
+      [&] { return Sh("alice", "heka fs checkservers -cell acme").output == "All servers are running.\n"; },
+      seconds(20)));
+  EXPECT_EQ(Sh("alice", "heka fs checkservers -fast").output, "All servers are running.\n");
+  EXPECT_TRUE(WaitFor([&] { return Sh("alice", "ls " + P("")).exit_code == 0; }, seconds(20)));
+  auto unknown = Sh("alice", "heka fs checkservers -cell no-such-cell");
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_EQ(unknown.output, "heka fs checkservers: not found: no such cell 'no-such-cell'\n");
 }
 
 }  // namespace
