@@ -1255,6 +1255,28 @@ Result<std::shared_ptr<const std::string>> HekaFs::ChunkFor(const Who& who, Hand
   return h.memo;
 }
 
+bool HekaFs::KeepKernelCache(uint64_t fh) {
+  std::shared_ptr<Handle> h;
+  {
+    std::lock_guard lock(mu_);
+    auto it = handles_.find(fh);
+    if (it == handles_.end()) return false;
+    h = it->second;
+  }
+  std::lock_guard hl(h->mu);
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(h->ino);
+  if (it == nodes_.end()) return false;
+  Node& n = *it->second;
+  if (!n.Fresh() || n.status.data_version() != h->version || h->Pending()) {
+    n.kernel_version = 0;
+    return false;
+  }
+  bool keep = n.kernel_version == h->version;
+  n.kernel_version = h->version;  // what the kernel reads through this open is of it
+  return keep;
+}
+
 void HekaFs::Repin(Handle& h) {
   if (h.Pending() || !h.readable) return;
   auto st = StatusOf(h.who, h.ino);
@@ -1491,6 +1513,11 @@ Status HekaFs::StoreDirty(Handle& h) {
   h.dirty.clear();
   h.truncated = false;
   h.version = done->status().data_version();
+  {
+    std::lock_guard lock(mu_);
+    auto it = nodes_.find(h.ino);
+    if (it != nodes_.end()) it->second->kernel_version = 0;  // the next open starts afresh
+  }
   return Status::Ok();
 }
 

@@ -140,6 +140,9 @@ class HekaFs {
   Result<uint64_t> Open(const Caller& c, uint64_t ino, int flags);  // returns a handle
   Result<std::pair<EntryOut, uint64_t>> Create(const Caller& c, uint64_t parent,
                                                const std::string& name, mode_t mode, int flags);
+  // Whether the kernel may keep its page cache of `fh`'s file for this open (FOPEN_KEEP_CACHE):
+  // the promise holds and the pages are of the version the handle reads.
+  bool KeepKernelCache(uint64_t fh);
   Result<std::string> Read(uint64_t fh, uint64_t offset, size_t size);
   Result<size_t> Write(uint64_t fh, uint64_t offset, const char* data, size_t size);
   Status Flush(uint64_t fh);  // stores dirty data (close)

@@ -1,5 +1,5 @@
 // heka-cachemgr: the Heka client. Mounts HekaFs with the libfuse3 low-level API.
-//   heka-cachemgr --config FILE [--log FILE] [--foreground]
+//   heka-cachemgr --config FILE [--log FILE]   (stays in the foreground)
 // Stops (and unmounts) on SIGTERM/SIGINT or `fusermount3 -u <mountpoint>`.
 #define FUSE_USE_VERSION 35
 #include <fuse3/fuse_lowlevel.h>
@@ -187,7 +187,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto r = g_fs->Open(CallerOf(req), ino, fi->flags);
   if (!r.ok()) return ReplyError(req, r.status());
   fi->fh = *r;
-  fi->keep_cache = 0;
+  fi->keep_cache = g_fs->KeepKernelCache(*r) ? 1 : 0;
   fuse_reply_open(req, fi);
 }
 

@@ -33,6 +33,9 @@ struct HekaFs::Node {
   std::map<std::string, pb::Fid> entries;  // directories: what is known of the listing
   bool listed = false;                     // entries is the whole listing
   std::set<std::string> kernel_names;      // directories: names the kernel may cache
+  // Files: the data version the kernel's page cache holds (0: none known). An open of the
+  // same version, with the promise holding, keeps those pages (KeepKernelCache).
+  uint64_t kernel_version = 0;
   bool Fresh() const { return valid && expires_ns > NowNs(); }
   // Stops trusting what is cached of it (a break, a flush, a lost promise): `inval` gets
   // the kernel invalidations to queue, the inode and the names the kernel may cache in it.
@@ -42,6 +45,7 @@ struct HekaFs::Node {
     valid = false;
     ++generation;
     rights.clear();
+    kernel_version = 0;  // the invalidation below drops the kernel's pages
     if (listing) {
       entries.clear();
       listed = false;

@@ -170,7 +170,11 @@ awaitable<Result<Rep>> DbClient::Routed(std::string method, Req request, Route r
     Next next = Classify(r.status());
     if (next == Next::kDone) co_return r.status();
     attempt.Record(peer.second, r.status());
-    if (Clock::now() >= attempt.deadline) co_return GiveUp(attempt, route);
+    // The deadline ends a call only after every member was tried once: one attempt at an
+    // unreachable member may take the whole call_timeout, longer than retry_deadline.
+    if (Clock::now() >= attempt.deadline && attempt.tries + 1 >= PeerCount()) {
+      co_return GiveUp(attempt, route);
+    }
     if (++attempt.tries % PeerCount() == 0) {                           // a whole round of failures
       if (attempt.round_unreachable) co_return GiveUp(attempt, route);  // nobody to wait for
       attempt.round_unreachable = true;
