@@ -160,8 +160,64 @@ TEST(BosTest, StartsEveryInstanceAndReportsIt) {
   }
 }
 
+// `heka ARGS...` as the provider administrator; its output, and whether it succeeded.
+testing::ProcessResult HekaAsAdmin(std::vector<std::string> args) {
+  World& w = TheWorld();
+  args.insert(args.begin(), testing::BinDir() + "/heka");
+  return testing::RunProcess(args, {{"KRB5CCNAME", "FILE:" + w.admin_cc},
+                                    {"HEKA_DBSERVERS", w.db->dbservers()}});
+}
+
+std::shared_ptr<fs::FileClient> FileServerAsAdmin() {
+  World& w = TheWorld();
+  fs::FileClientOptions o;
+  o.address = w.fs_address;
+  o.server_principal = w.fs_principal;
+  o.credentials.ccache = "FILE:" + w.admin_cc;
+  return fs::FileClient::Create(w.runtime, o);
+}
+
 TEST(BosTest, KilledProcessesOfEachTypeAreBackWithinTenSeconds) {
   ASSERT_TRUE(WaitFor([] { return DbServes() && FileServerServes(); }, seconds(30)));
+  // A file on the file server, to find intact after its crash and salvage.
+  World& w = TheWorld();
+  for (std::vector<std::string> cmd :
+       {std::vector<std::string>{"cell", "create", "-name", "bos", "-realm", "HEKA.TEST"},
+        {"pts", "createuser", "-name", "admin@HEKA.TEST", "-cell", "bos"},
+        {"pts", "adduser", "-user", "admin", "-group", "system:administrators", "-cell", "bos"}}) {
+    auto r = HekaAsAdmin(cmd);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  testing::ProcessResult made;
+  ASSERT_TRUE(WaitFor(  // the file server registers itself in the VLDB as it starts
+      [&] {
+        made = HekaAsAdmin({"vos", "create", "-server", w.fs_address, "-partition",
+                            w.dir + "/vicepa", "-name", "root.cell", "-cell", "bos"});
+        return made.exit_code == 0;
+      },
+      seconds(20)))
+      << made.output;
+  auto examined = HekaAsAdmin({"vos", "examine", "-id", "root.cell", "-cell", "bos", "-format",
+                               "json"});
+  auto id_at = examined.output.find("\"id\":");
+  ASSERT_NE(id_at, std::string::npos) << examined.output;
+  fileserver::Fid root;
+  root.set_cell("bos");
+  // protobuf's JSON quotes 64-bit numbers.
+  size_t digits = examined.output.find_first_of("0123456789", id_at + 5);
+  ASSERT_NE(digits, std::string::npos) << examined.output;
+  root.set_volume(std::stoull(examined.output.substr(digits)));
+  root.set_vnode(1);
+  root.set_uniq(1);
+  fileserver::CreateRequest create;
+  *create.mutable_dir() = root;
+  create.set_name("kept.txt");
+  create.set_mode(0644);
+  create.set_data("written before the crash\n");
+  auto file = FileServerAsAdmin()->CallSync<fileserver::CreateReply>(
+      "heka.fileserver.File.CreateFile", create);
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+
   for (std::string name : {"db1", "fs"}) {
     auto before = StatusOf(name);
     ASSERT_TRUE(before.ok());
@@ -190,6 +246,14 @@ TEST(BosTest, KilledProcessesOfEachTypeAreBackWithinTenSeconds) {
   auto fs_log = Bos<GetLogReply>(TheWorld().admin_cc, "GetLog", log);
   ASSERT_TRUE(fs_log.ok());
   EXPECT_NE(fs_log->data().find("volumes salvaged"), std::string::npos) << fs_log->data();
+  // With its data intact.
+  fileserver::FetchDataRequest fetch;
+  *fetch.mutable_fid() = file->status().fid();
+  fetch.set_length(4096);
+  auto data = FileServerAsAdmin()->CallSync<fileserver::FetchDataReply>(
+      "heka.fileserver.File.FetchData", fetch);
+  ASSERT_TRUE(data.ok()) << data.status().ToString();
+  EXPECT_EQ(data->data(), "written before the crash\n");
 }
 
 TEST(BosTest, CrashLoopingInstanceBacksOffAndSaysSo) {
