@@ -839,27 +839,57 @@ TEST(CacheManagerBigTest, ARestartedCacheManagerComesBackWarmAndSeesWhatChangedW
   uint64_t first_bytes = FetchedBytes() - before_first;
   EXPECT_GE(first_bytes, 200u << 20) << "the first read fetches the tree";
 
-  testing::StopChild(w.mounts[1].pid);
-  testing::RunProcess({"fusermount3", "-u", "-z", w.mounts[1].dir});
-  // Changed while the cache manager is down: its callback promise died with it.
+  Mount& m = w.mounts[1];
+  auto restart = [&] {
+    testing::StopChild(m.pid);
+    testing::RunProcess({"fusermount3", "-u", "-z", m.dir});
+  };
+  auto start = [&] {
+    m.pid = testing::Spawn({testing::BinDir() + "/heka-cachemgr", "--config", m.config, "--log", m.log});
+    return WaitFor([&] { return Mounted(m.dir); }, seconds(20));
+  };
+  // A restart: the same tree again, none of its data fetched.
+  restart();
+  ASSERT_TRUE(start());
+  uint64_t before_again = FetchedBytes();
+  t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(Sums("bob", B("tree")), written);
+  auto again = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(FetchedBytes() - before_again, 0u) << "file data fetched again after a restart";
+  std::cout << "200 MiB tree: first read " << std::chrono::duration<double>(first).count()
+            << " s (" << (first_bytes >> 20) << " MiB fetched), after a restart "
+            << std::chrono::duration<double>(again).count() << " s (nothing fetched)\n";
+  EXPECT_TRUE(WaitFor([&] { return FileSays(m.log, "cache revalidation done"); }, seconds(20)));
+
+  // Changed while the cache manager is down (its callback promise died with it): the new
+  // version, never the old one; the rest from the cache.
+  restart();
   ASSERT_EQ(Sh("alice", "head -c 10485760 /dev/urandom > " + A("tree/f3")).exit_code, 0);
   std::string changed = Sums("alice", A("tree"));
   ASSERT_NE(changed, written);
-  Mount& m = w.mounts[1];
-  m.pid = testing::Spawn({testing::BinDir() + "/heka-cachemgr", "--config", m.config, "--log", m.log});
-  ASSERT_TRUE(WaitFor([&] { return Mounted(m.dir); }, seconds(20)));
-
-  uint64_t before_again = FetchedBytes();
-  t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(start());
+  uint64_t before_changed = FetchedBytes();
   EXPECT_EQ(Sums("bob", B("tree")), changed) << "the new f3, and every other file as it was";
-  auto again = std::chrono::steady_clock::now() - t0;
-  uint64_t again_bytes = FetchedBytes() - before_again;
-  EXPECT_LE(again_bytes, (10u << 20) + (1u << 20)) << "only the changed file is fetched again";
-  std::cout << "200 MiB tree: first read " << std::chrono::duration<double>(first).count()
-            << " s, " << (first_bytes >> 20) << " MiB fetched; after a restart "
-            << std::chrono::duration<double>(again).count() << " s, " << (again_bytes >> 20)
-            << " MiB fetched\n";
-  EXPECT_TRUE(WaitFor([&] { return FileSays(m.log, "cache revalidation done"); }, seconds(20)));
+  EXPECT_LE(FetchedBytes() - before_changed, (10u << 20) + (1u << 20))
+      << "only the changed file is fetched again";
+}
+
+// The kernel keeps a file's pages across opens while the promise holds, and drops them when
+// another client changes the file.
+TEST(CacheManagerTest, TheKernelKeepsAFilesPagesWhileItsPromiseHolds) {
+  ASSERT_EQ(Sh("alice", "head -c 1048576 /dev/urandom > " + A("paged.bin")).exit_code, 0);
+  std::string want = Sh("alice", "sha256sum < " + A("paged.bin")).output;
+  ASSERT_EQ(Sh("bob", "sha256sum < " + B("paged.bin")).output, want);
+  auto resident = [&] {  // fincore opens the file, then counts the pages in memory
+    auto r = Sh("bob", "fincore --bytes --noheadings --output RES " + B("paged.bin"));
+    return r.exit_code == 0 ? std::stoull(r.output) : ~0ull;
+  };
+  EXPECT_EQ(resident(), 1048576u) << "a second open drops the pages the first one read";
+  ASSERT_EQ(Sh("alice", "head -c 1048576 /dev/urandom > " + A("paged.bin")).exit_code, 0);
+  std::string changed = Sh("alice", "sha256sum < " + A("paged.bin")).output;
+  EXPECT_TRUE(WaitFor([&] { return resident() == 0; }, seconds(10)))
+      << "the kernel still has the old pages after another client's change";
+  EXPECT_EQ(Sh("bob", "sha256sum < " + B("paged.bin")).output, changed);
 }
 
 // A cache manager killed while it writes a chunk into its cache (half way through the file,
