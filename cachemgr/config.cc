@@ -27,6 +27,11 @@ Result<CacheManagerConfig> CacheManagerConfig::Load(const std::string& path) {
   out.cache_bytes = static_cast<uint64_t>(cache_mb) << 20;
   out.cache_dir = c["cache_dir"].value_or<std::string>(out.state_dir.empty() ? std::string()
                                                                               : out.state_dir + "/cache");
+  int64_t chunk_kb = c["chunk_size_kb"].value_or<int64_t>(1024);
+  if (chunk_kb < 64 || chunk_kb > 16384 || (chunk_kb & (chunk_kb - 1)) != 0) {
+    return bad("[cachemgr] chunk_size_kb must be a power of two from 64 to 16384");
+  }
+  out.chunk_bytes = static_cast<uint64_t>(chunk_kb) << 10;
   if (auto* cells = c["cells"].as_array()) {
     for (auto& v : *cells) out.cells.push_back(v.value_or<std::string>(""));
   }

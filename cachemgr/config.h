@@ -12,6 +12,7 @@
 //   control_socket = "/run/heka-cachemgr.sock"  # `heka fs` asks here (mode 0666); "" = none
 //   cache_size_mb = 1024                       # the bound on cached file data
 //   cache_dir = "/var/lib/heka/cachemgr/cache" # default: state_dir/cache; "" = in memory
+//   chunk_size_kb = 1024                       # the unit of caching and of fetches
 #pragma once
 
 #include <string>
@@ -39,6 +40,9 @@ struct CacheManagerConfig {
   // Where file data is cached, surviving restarts (DiskChunkCache). Default:
   // state_dir + "/cache"; "" keeps it in memory only.
   std::string cache_dir;
+  // The unit of caching, fetching and storing: 64 KiB to 16 MiB, a power of two. Default
+  // 1 MiB. A cache directory made with another size is emptied at start.
+  uint64_t chunk_bytes = 1 << 20;
 
   static Result<CacheManagerConfig> Load(const std::string& path);
 };

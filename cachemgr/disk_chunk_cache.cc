@@ -59,7 +59,8 @@ std::optional<std::string> ReadWhole(const std::string& path, uint64_t expected)
 }  // namespace
 
 Result<std::unique_ptr<DiskChunkCache>> DiskChunkCache::Open(const std::string& dir,
-                                                             uint64_t capacity_bytes) {
+                                                             uint64_t capacity_bytes,
+                                                             uint64_t chunk_bytes) {
   for (const std::string& d : {dir, dir + "/chunks"}) {
     if (::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoError("mkdir " + d);
   }
@@ -75,7 +76,7 @@ Result<std::unique_ptr<DiskChunkCache>> DiskChunkCache::Open(const std::string& 
   if (!db.ok()) return db.status();
   std::unique_ptr<DiskChunkCache> cache(
       new DiskChunkCache(dir, capacity_bytes, std::move(*db)));
-  if (Status s = cache->Load(); !s.ok()) return s;
+  if (Status s = cache->Load(chunk_bytes); !s.ok()) return s;
   return cache;
 }
 
@@ -90,7 +91,7 @@ std::string DiskChunkCache::PathOf(uint64_t id) const {
   return dir_ + "/chunks/" + sub + "/" + std::to_string(id);
 }
 
-Status DiskChunkCache::Load() {
+Status DiskChunkCache::Load(uint64_t chunk_bytes) {
   std::lock_guard lock(mu_);
   {
     SqliteQuery q(*db_, "PRAGMA user_version");
@@ -111,7 +112,26 @@ Status DiskChunkCache::Load() {
           " digest BLOB NOT NULL, used INTEGER NOT NULL);"
           "CREATE UNIQUE INDEX IF NOT EXISTS chunks_key"
           " ON chunks(cell, volume, vnode, uniq, version, idx);"
+          "CREATE TABLE IF NOT EXISTS settings(name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
           "PRAGMA user_version = 1;");
+      !s.ok()) {
+    return s;
+  }
+  {  // Chunk numbers mean nothing under another chunk size: start afresh.
+    SqliteQuery q(*db_, "SELECT value FROM settings WHERE name = 'chunk_bytes'");
+    auto row = q.Step();
+    if (!row.ok()) return row.status();
+    uint64_t was = *row ? q.Uint(0) : chunk_bytes;
+    if (was != chunk_bytes) {
+      spdlog::warn("cache {}: made with {} KiB chunks, now {} KiB: emptied", dir_, was >> 10,
+                   chunk_bytes >> 10);
+      if (Status s = db_->Exec("DELETE FROM chunks"); !s.ok()) return s;
+    }
+  }
+  if (Status s = SqliteQuery(*db_,
+                             "INSERT OR REPLACE INTO settings(name, value) VALUES ('chunk_bytes', ?)",
+                             chunk_bytes)
+                     .Run();
       !s.ok()) {
     return s;
   }

@@ -32,8 +32,10 @@ namespace heka::cm {
 class DiskChunkCache : public ChunkCache {
  public:
   // Opens (creating) the cache in `dir` with a bound of `capacity_bytes`; evicts down to it.
+  // Its chunks are of `chunk_bytes`: a cache of another chunk size is emptied.
   static Result<std::unique_ptr<DiskChunkCache>> Open(const std::string& dir,
-                                                      uint64_t capacity_bytes);
+                                                      uint64_t capacity_bytes,
+                                                      uint64_t chunk_bytes = 1 << 20);
   ~DiskChunkCache() override;
 
   std::optional<std::string> Get(const FileKey& file, uint64_t version, uint64_t index) override;
@@ -59,7 +61,7 @@ class DiskChunkCache : public ChunkCache {
     std::list<Key>::iterator lru;
   };
   DiskChunkCache(std::string dir, uint64_t capacity, std::unique_ptr<SqliteDb> db);
-  Status Load();
+  Status Load(uint64_t chunk_bytes);
   std::string PathOf(uint64_t id) const;
   // Removes the entry from the maps and the index; its file goes into `unlink`.
   void EraseLocked(std::map<Key, Entry>::iterator it, std::vector<uint64_t>* unlink);

@@ -37,7 +37,8 @@ mode_t TypeBits(pb::FileType t) {
 
 }  // namespace
 
-HekaFs::HekaFs(HekaFsOptions options) : options_(std::move(options)) {
+HekaFs::HekaFs(HekaFsOptions options)
+    : options_(std::move(options)), chunk_size_(options_.config->chunk_bytes) {
   chunk_cache_ = options_.chunk_cache;
   if (!chunk_cache_) chunk_cache_ = std::make_shared<MemoryChunkCache>(options_.config->cache_bytes);
   inval_thread_ = std::thread([this] { InvalidationLoop(); });

@@ -331,7 +331,7 @@ class HekaFs {
   void InvalidationLoop();
 
   HekaFsOptions options_;
-  uint64_t chunk_size_ = 1 << 20;
+  const uint64_t chunk_size_;  // config->chunk_bytes
   std::shared_ptr<ChunkCache> chunk_cache_;  // file data and symlink targets
 
   std::mutex mu_;

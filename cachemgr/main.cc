@@ -443,7 +443,7 @@ int Run(const std::string& config_path, const std::string& mountpoint, bool daem
   // The cache first: a cache that cannot be opened is reported before anything is mounted.
   std::shared_ptr<ChunkCache> chunk_cache;
   if (!config->cache_dir.empty()) {
-    auto disk = DiskChunkCache::Open(config->cache_dir, config->cache_bytes);
+    auto disk = DiskChunkCache::Open(config->cache_dir, config->cache_bytes, config->chunk_bytes);
     if (!disk.ok()) {
       spdlog::critical("cache {}: {}", config->cache_dir, disk.status().ToString());
       return 1;

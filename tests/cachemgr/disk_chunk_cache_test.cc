@@ -145,6 +145,22 @@ TEST_F(DiskChunkCacheTest, TheBoundHoldsAndTheLeastRecentlyUsedGoFirstEvenAfterA
   EXPECT_EQ(Open(500)->Usage().chunks, 0u) << "opening with a smaller bound evicts";
 }
 
+TEST_F(DiskChunkCacheTest, AnotherChunkSizeEmptiesTheCache) {
+  {
+    auto c = Open();
+    c->Put(kA, 1, 0, "one MiB chunks");
+  }
+  {
+    auto c = DiskChunkCache::Open(dir_, 1 << 20, 1 << 20);
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ((*c)->Get(kA, 1, 0), "one MiB chunks");
+  }
+  auto c = DiskChunkCache::Open(dir_, 1 << 20, 64 << 10);
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE((*c)->Get(kA, 1, 0));
+  EXPECT_TRUE(Files().empty());
+}
+
 TEST_F(DiskChunkCacheTest, AdvanceAndDropLastAcrossARestart) {
   {
     auto c = Open();

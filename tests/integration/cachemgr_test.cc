@@ -921,7 +921,8 @@ TEST(CacheManagerTest, ACacheManagerKilledWhileCachingServesNothingTornAfterARes
   }
 }
 
-// A working set three times the cache reads correctly, and the cache stays within its bound.
+// A working set three times the cache reads correctly, and the cache stays within its bound
+// (with 256 KiB chunks, not the default 1 MiB).
 TEST(CacheManagerTest, AWorkingSetThreeTimesTheCacheReadsCorrectlyWithinTheBound) {
   World& w = TheWorld();
   auto& realm = SharedRealm();
@@ -933,7 +934,7 @@ TEST(CacheManagerTest, AWorkingSetThreeTimesTheCacheReadsCorrectlyWithinTheBound
   auto keytab = realm.AddService(realm.Principal("heka/client4"));
   ASSERT_TRUE(keytab.ok());
   Mount m = StartMount(w, "small-cache", *keytab, realm.Principal("heka/client4"),
-                       "cache_size_mb = 4\n");
+                       "cache_size_mb = 4\nchunk_size_kb = 256\n");
   for (int round = 0; round < 2; ++round) {
     EXPECT_EQ(Sums("alice", m.dir + "/acme/big"), want) << "round " << round;
     uint64_t used = CacheParm(m, "used_bytes");
