@@ -456,6 +456,7 @@ int Run(const std::string& config_path, const std::string& mountpoint, bool daem
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
   fuse_lowlevel_ops ops = Ops();
   g_session = fuse_session_new(&args, &ops, sizeof ops, nullptr);
+  fuse_opt_free_args(&args);  // what fuse_session_new added to them
   if (!g_session) {
     spdlog::critical("cannot create the FUSE session");
     return 1;
