@@ -26,7 +26,7 @@ void MemoryChunkCache::Put(const FileKey& file, uint64_t version, uint64_t index
 }
 
 void MemoryChunkCache::Advance(const FileKey& file, uint64_t from, uint64_t to,
-                               uint64_t end_index) {
+                               uint64_t end_index, const std::set<uint64_t>& rewritten) {
   std::lock_guard lock(mu_);
   auto first = chunks_.lower_bound(Key{file, 0, 0});
   std::vector<std::pair<uint64_t, std::string>> kept;
@@ -34,7 +34,9 @@ void MemoryChunkCache::Advance(const FileKey& file, uint64_t from, uint64_t to,
     auto [f, version, index] = first->first;
     auto next = std::next(first);
     bytes_ -= first->second.bytes.size();
-    if (version == from && index < end_index) kept.emplace_back(index, std::move(first->second.bytes));
+    if (version == from && index < end_index && !rewritten.count(index)) {
+      kept.emplace_back(index, std::move(first->second.bytes));
+    }
     first->second.bytes.clear();
     EraseLocked(first);
     first = next;

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -39,10 +40,11 @@ class ChunkCache {
   // Holds `bytes` as chunk `index` of `file` at `version`; evicts least recently used
   // chunks to stay within the bound. A chunk larger than the whole bound is not held.
   virtual void Put(const FileKey& file, uint64_t version, uint64_t index, std::string bytes) = 0;
-  // This cache manager stored version `to` of `file` itself, as `from` plus chunks it Puts
-  // next: the chunks of `from` below `end_index` are also chunks of `to`; the rest of the
-  // file's chunks are dropped.
-  virtual void Advance(const FileKey& file, uint64_t from, uint64_t to, uint64_t end_index) = 0;
+  // This cache manager stored version `to` of `file` itself, as `from` with the chunks in
+  // `rewritten` replaced: the other chunks of `from` below `end_index` are also chunks of
+  // `to`; every other chunk of the file is dropped.
+  virtual void Advance(const FileKey& file, uint64_t from, uint64_t to, uint64_t end_index,
+                       const std::set<uint64_t>& rewritten) = 0;
   // Drops every chunk of `file`, all versions.
   virtual void Drop(const FileKey& file) = 0;
   // Drops every chunk of every file of `volume` of `cell` (`heka fs flushvolume`).
@@ -63,7 +65,8 @@ class MemoryChunkCache : public ChunkCache {
 
   std::optional<std::string> Get(const FileKey& file, uint64_t version, uint64_t index) override;
   void Put(const FileKey& file, uint64_t version, uint64_t index, std::string bytes) override;
-  void Advance(const FileKey& file, uint64_t from, uint64_t to, uint64_t end_index) override;
+  void Advance(const FileKey& file, uint64_t from, uint64_t to, uint64_t end_index,
+               const std::set<uint64_t>& rewritten) override;
   void Drop(const FileKey& file) override;
   void DropVolume(const std::string& cell, uint64_t volume) override;
   ChunkCacheUsage Usage() const override;

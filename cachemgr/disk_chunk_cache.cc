@@ -304,7 +304,7 @@ void DiskChunkCache::Put(const FileKey& file, uint64_t version, uint64_t index,
 }
 
 void DiskChunkCache::Advance(const FileKey& file, uint64_t from, uint64_t to,
-                             uint64_t end_index) {
+                             uint64_t end_index, const std::set<uint64_t>& rewritten) {
   std::vector<uint64_t> unlink;
   {
     std::lock_guard lock(mu_);
@@ -314,7 +314,7 @@ void DiskChunkCache::Advance(const FileKey& file, uint64_t from, uint64_t to,
     while (it != chunks_.end() && std::get<0>(it->first) == file) {
       auto next = std::next(it);
       auto [f, version, index] = it->first;
-      if (version == from && index < end_index && from != to) {
+      if (version == from && index < end_index && from != to && !rewritten.count(index)) {
         Entry e = it->second;
         lru_.erase(e.lru);
         (void)SqliteQuery(*db_, "UPDATE chunks SET version = ? WHERE id = ?", to, e.id).Run();

@@ -40,7 +40,8 @@ class DiskChunkCache : public ChunkCache {
 
   std::optional<std::string> Get(const FileKey& file, uint64_t version, uint64_t index) override;
   void Put(const FileKey& file, uint64_t version, uint64_t index, std::string bytes) override;
-  void Advance(const FileKey& file, uint64_t from, uint64_t to, uint64_t end_index) override;
+  void Advance(const FileKey& file, uint64_t from, uint64_t to, uint64_t end_index,
+               const std::set<uint64_t>& rewritten) override;
   void Drop(const FileKey& file) override;
   void DropVolume(const std::string& cell, uint64_t volume) override;
   ChunkCacheUsage Usage() const override;

@@ -39,6 +39,7 @@ mode_t TypeBits(pb::FileType t) {
 
 HekaFs::HekaFs(HekaFsOptions options)
     : options_(std::move(options)), chunk_size_(options_.config->chunk_bytes) {
+  put_thread_ = std::thread([this] { CacheWriterLoop(); });
   chunk_cache_ = options_.chunk_cache;
   if (!chunk_cache_) chunk_cache_ = std::make_shared<MemoryChunkCache>(options_.config->cache_bytes);
   inval_thread_ = std::thread([this] { InvalidationLoop(); });
@@ -51,7 +52,42 @@ HekaFs::~HekaFs() {
   }
   inval_cv_.notify_all();
   inval_thread_.join();
+  {
+    std::lock_guard lock(put_mu_);
+    put_stop_ = true;
+  }
+  put_cv_.notify_all();
+  put_thread_.join();
   if (revalidate_thread_.joinable()) revalidate_thread_.join();
+}
+
+void HekaFs::QueuePuts(std::vector<PendingPut> puts) {
+  if (puts.empty()) return;
+  {
+    std::lock_guard lock(put_mu_);
+    for (auto& p : puts) {
+      // Beyond the bound, written data is simply not cached: a read fetches it.
+      if (put_bytes_ + p.bytes.size() > kMaxQueuedPutBytes) break;
+      put_bytes_ += p.bytes.size();
+      put_queue_.push_back(std::move(p));
+    }
+  }
+  put_cv_.notify_one();
+}
+
+void HekaFs::CacheWriterLoop() {
+  for (;;) {
+    PendingPut p;
+    {
+      std::unique_lock lock(put_mu_);
+      put_cv_.wait(lock, [&] { return put_stop_ || !put_queue_.empty(); });
+      if (put_stop_) return;
+      p = std::move(put_queue_.front());
+      put_queue_.pop_front();
+      put_bytes_ -= p.bytes.size();
+    }
+    chunk_cache_->Put(p.file, p.version, p.index, std::move(p.bytes));
+  }
 }
 
 void HekaFs::StartRevalidation() {
@@ -1480,6 +1516,7 @@ Status HekaFs::StoreDirty(Handle& h) {
     return failed;
   }
   if (options_.test_hook) options_.test_hook("commit", 1);
+  std::vector<PendingPut> written;  // into the cache, off the close path
   pb::CommitStoreRequest commit;
   commit.set_store_id(b->store_id());
   commit.set_size(h.size);
@@ -1496,21 +1533,26 @@ Status HekaFs::StoreDirty(Handle& h) {
       uint64_t new_dv = done->status().data_version();
       if (only_ours && n.Fresh()) {
         // The new version is the old one plus our chunks: keep the rest of the cache.
-        chunk_cache_->Advance(file, base_dv, new_dv, (h.size + chunk_size_ - 1) / chunk_size_);
-        for (const auto& [index, bytes] : h.dirty) {
-          uint64_t start = index * chunk_size_;
-          if (start >= h.size) continue;
-          std::string chunk = bytes;
-          chunk.resize(std::min<uint64_t>(chunk_size_, h.size - start), '\0');
-          chunk_cache_->Put(file, new_dv, index, std::move(chunk));
-        }
+        std::set<uint64_t> rewritten;
+        for (const auto& [index, bytes] : h.dirty) rewritten.insert(index);
+        chunk_cache_->Advance(file, base_dv, new_dv, (h.size + chunk_size_ - 1) / chunk_size_,
+                              rewritten);
       } else {
         chunk_cache_->Drop(file);
+      }
+      if (new_dv == base_dv + 1) {  // the version is ours alone: what we wrote is its content
+        for (auto& [index, bytes] : h.dirty) {
+          uint64_t start = index * chunk_size_;
+          if (start >= h.size) continue;
+          bytes.resize(std::min<uint64_t>(chunk_size_, h.size - start), '\0');
+          written.push_back(PendingPut{file, new_dv, index, std::move(bytes)});
+        }
       }
       n.status = done->status();
       n.rights[h.who.principal] = done->status().caller_rights();
     }
   }
+  QueuePuts(std::move(written));
   h.dirty.clear();
   h.truncated = false;
   h.version = done->status().data_version();

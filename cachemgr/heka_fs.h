@@ -369,6 +369,23 @@ class HekaFs {
   std::thread inval_thread_;
   std::thread revalidate_thread_;
   void RevalidateCache();
+
+  // What a store wrote goes into the chunk cache on this thread, not on the close path.
+  struct PendingPut {
+    FileKey file;
+    uint64_t version = 0;
+    uint64_t index = 0;
+    std::string bytes;
+  };
+  static constexpr uint64_t kMaxQueuedPutBytes = 256ull << 20;
+  void QueuePuts(std::vector<PendingPut> puts);
+  void CacheWriterLoop();
+  std::mutex put_mu_;
+  std::condition_variable put_cv_;
+  std::deque<PendingPut> put_queue_;  // put_mu_
+  uint64_t put_bytes_ = 0;            // put_mu_
+  bool put_stop_ = false;             // put_mu_
+  std::thread put_thread_;
 };
 
 }  // namespace heka::cm

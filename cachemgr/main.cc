@@ -311,6 +311,9 @@ void OpInit(void*, fuse_conn_info* conn) {
   // lookup per name), not only when the kernel guesses they will be wanted.
   if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
   conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+  // Requests of up to 1 MiB (a chunk) rather than 128 KiB: a quarter of the round trips.
+  conn->max_write = 1 << 20;
+  conn->max_readahead = 1 << 20;
 }
 
 uint64_t LengthOf(const struct flock* lock) {

@@ -54,14 +54,17 @@ TEST(MemoryChunkCacheTest, AdvanceCarriesChunksToTheNewVersionAndDropsTheRest) {
   cache.Put(kA, 5, 2, "two");
   cache.Put(kA, 4, 0, "older");
   cache.Put(kB, 5, 0, "other file");
-  cache.Advance(kA, 5, 6, 2);  // truncated to two chunks
+  cache.Put(kA, 5, 3, "three");
+  cache.Advance(kA, 5, 6, 4, {1, 3});  // chunks 1 and 3 rewritten; four chunks
+  cache.Put(kA, 6, 1, "new one");
   EXPECT_EQ(cache.Get(kA, 6, 0), "zero");
-  EXPECT_EQ(cache.Get(kA, 6, 1), "one");
-  EXPECT_FALSE(cache.Get(kA, 6, 2));
+  EXPECT_EQ(cache.Get(kA, 6, 1), "new one");
+  EXPECT_FALSE(cache.Get(kA, 6, 3)) << "a rewritten chunk is not carried over";
+  EXPECT_EQ(cache.Get(kA, 6, 2), "two");
   EXPECT_FALSE(cache.Get(kA, 5, 0));
   EXPECT_FALSE(cache.Get(kA, 4, 0));
   EXPECT_EQ(cache.Get(kB, 5, 0), "other file");
-  EXPECT_EQ(cache.Usage().bytes, 4u + 3u + 10u);
+  EXPECT_EQ(cache.Usage().bytes, 4u + 7u + 3u + 10u);
   cache.Drop(kA);
   EXPECT_FALSE(cache.Get(kA, 6, 0));
   EXPECT_EQ(cache.Usage().chunks, 1u);
@@ -85,7 +88,7 @@ TEST(MemoryChunkCacheTest, ManyThreadsKeepTheBound) {
         if (got) {
           ASSERT_EQ(*got, std::string(1024, static_cast<char>('a' + t)));
         }
-        if (i % 100 == 0) cache.Advance(f, 1, 1, 40);
+        if (i % 100 == 0) cache.Advance(f, 1, 1, 40, {});
       }
     });
   }

@@ -168,7 +168,7 @@ TEST_F(DiskChunkCacheTest, AdvanceAndDropLastAcrossARestart) {
     c->Put(kA, 5, 1, "one");
     c->Put(kA, 5, 2, "two");
     c->Put(kB, 5, 0, "other");
-    c->Advance(kA, 5, 6, 2);
+    c->Advance(kA, 5, 6, 2, {});
     c->Drop(kB);
   }
   auto c = Open();
