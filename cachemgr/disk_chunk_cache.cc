@@ -83,7 +83,20 @@ Result<std::unique_ptr<DiskChunkCache>> DiskChunkCache::Open(const std::string& 
 DiskChunkCache::DiskChunkCache(std::string dir, uint64_t capacity, std::unique_ptr<SqliteDb> db)
     : dir_(std::move(dir)), db_(std::move(db)), capacity_(capacity) {}
 
-DiskChunkCache::~DiskChunkCache() = default;
+DiskChunkCache::~DiskChunkCache() {
+  std::lock_guard lock(mu_);
+  FlushUsedLocked();
+}
+
+void DiskChunkCache::FlushUsedLocked() {
+  if (used_.empty()) return;
+  (void)db_->Exec("BEGIN");
+  for (const auto& [id, use] : used_) {
+    (void)SqliteQuery(*db_, "UPDATE chunks SET used = ? WHERE id = ?", use, id).Run();
+  }
+  (void)db_->Exec("COMMIT");
+  used_.clear();
+}
 
 std::string DiskChunkCache::PathOf(uint64_t id) const {
   char sub[8];
@@ -217,9 +230,10 @@ std::optional<std::string> DiskChunkCache::Get(const FileKey& file, uint64_t ver
     auto it = chunks_.find(key);
     if (it == chunks_.end()) return std::nullopt;
     lru_.splice(lru_.end(), lru_, it->second.lru);
-    (void)SqliteQuery(*db_, "UPDATE chunks SET used = ? WHERE id = ?", ++use_clock_,
-                      it->second.id)
-        .Run();
+    // The order of use reaches the index in batches: losing the last few to a crash only
+    // makes the LRU order after a restart slightly less exact.
+    used_[it->second.id] = ++use_clock_;
+    if (used_.size() >= kUsedBatch) FlushUsedLocked();
     e = it->second;
   }
   auto bytes = ReadWhole(PathOf(e.id), e.length);

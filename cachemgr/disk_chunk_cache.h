@@ -69,6 +69,8 @@ class DiskChunkCache : public ChunkCache {
   void EvictLocked(std::vector<uint64_t>* unlink);
   void Unlink(const std::vector<uint64_t>& ids);
   void IndexFailed(const Status& s);
+  void FlushUsedLocked();  // writes used_ to the index
+  static constexpr size_t kUsedBatch = 64;
 
   const std::string dir_;
   std::atomic<uint64_t> next_id_{1};
@@ -81,6 +83,7 @@ class DiskChunkCache : public ChunkCache {
   uint64_t bytes_ = 0;            // mu_
   uint64_t evicted_ = 0;          // mu_
   uint64_t use_clock_ = 0;        // mu_; the index's last-use order
+  std::map<uint64_t, uint64_t> used_;  // mu_; id -> last use, not yet in the index
   bool index_broken_logged_ = false;  // mu_
 };
 
