@@ -231,6 +231,8 @@ std::shared_ptr<rpc::Client> DbClient::NewClientLocked(const DbMember& member) {
   o.server_principal = member.principal;
   o.credentials = options_.credentials;
   o.connect_timeout = options_.connect_timeout;
+  // A member that accepts and then says nothing costs no more than one call.
+  o.handshake_timeout = std::min(o.handshake_timeout, options_.call_timeout);
   o.test_context = options_.test_context;
   return rpc::Client::Create(runtime_, std::move(o));
 }

@@ -3,7 +3,11 @@
 // The same client against real heka-dbserver processes is covered in tests/integration/.
 #include "dbserver/client/db_client.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <functional>
 #include <mutex>
@@ -235,6 +239,31 @@ TEST_F(DbClientTest, ReadsSkipUnreachableMembers) {
   GetCellRequest req;
   req.set_name("acme");
   auto r = client->Sync(client->GetCell(req));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->cell().name(), "acme");
+}
+
+// A member that accepts connections and never answers (a host cut off after the connection
+// was made, or hung) costs one call timeout, longer than the retry deadline: the other
+// members are still tried.
+TEST_F(DbClientTest, ASilentMemberDoesNotKeepTheOthersFromBeingTried) {
+  StartMembers(1);
+  int silent = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(silent, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(silent, 8), 0);  // the kernel accepts; nobody ever reads or writes
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  auto client = NewClient({"127.0.0.1:" + std::to_string(ntohs(addr.sin_port)),
+                           members_[0]->address},
+                          milliseconds(300));
+  GetCellRequest req;
+  req.set_name("acme");
+  auto r = client->Sync(client->GetCell(req));
+  ::close(silent);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->cell().name(), "acme");
 }
