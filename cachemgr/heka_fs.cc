@@ -85,9 +85,21 @@ void HekaFs::CacheWriterLoop() {
       p = std::move(put_queue_.front());
       put_queue_.pop_front();
       put_bytes_ -= p.bytes.size();
+      put_busy_ = true;
     }
     chunk_cache_->Put(p.file, p.version, p.index, std::move(p.bytes));
+    {
+      std::lock_guard lock(put_mu_);
+      put_busy_ = false;
+    }
+    put_cv_.notify_all();
   }
+}
+
+void HekaFs::DrainPuts() {
+  std::unique_lock lock(put_mu_);
+  put_cv_.wait_for(lock, std::chrono::seconds(30),
+                   [&] { return put_stop_ || (put_queue_.empty() && !put_busy_); });
 }
 
 void HekaFs::StartRevalidation() {
@@ -921,6 +933,17 @@ Result<EntryOut> HekaFs::Created(const Who& who, uint64_t parent, const std::str
                                  const pb::CreateReply& r) {
   Remember(who, r.status(), r.callback().expires_ns());
   OwnChange(parent, r.has_dir_status() ? &r.dir_status() : nullptr, name, &r.status().fid());
+  if (r.status().type() == pb::DIRECTORY) {
+    // A directory this cache manager just made is empty, and its promise says it stays so
+    // until a break: names looked up in it (untar, make) need not go to the server.
+    std::lock_guard lock(mu_);
+    auto it = inos_.find(std::make_tuple(r.status().fid().cell(), r.status().fid().volume(),
+                                         r.status().fid().vnode(), r.status().fid().uniq()));
+    auto n = it == inos_.end() ? nodes_.end() : nodes_.find(it->second);
+    if (n != nodes_.end() && n->second->Fresh() && n->second->entries.empty()) {
+      n->second->listed = true;
+    }
+  }
   return EntryFor(who, r.status());
 }
 
@@ -1041,6 +1064,9 @@ Status HekaFs::Rename(const Caller& c, uint64_t parent, const std::string& name,
 
 Result<AttrOut> HekaFs::SetAttr(const Caller& c, uint64_t ino, const SetAttrIn& in,
                                 std::optional<uint64_t> fh) {
+  // Owner and group are the file server's business (chown is accepted without effect), as
+  // is atime: nothing to ask the server.
+  if (!in.mode && !in.size && !in.mtime_ns) return GetAttr(c, ino);
   Who who = WhoIs(c);
   if (in.size && fh) {
     // Truncating an open file: stores what it wrote first, so the truncation applies last.

@@ -380,11 +380,14 @@ class HekaFs {
   static constexpr uint64_t kMaxQueuedPutBytes = 256ull << 20;
   void QueuePuts(std::vector<PendingPut> puts);
   void CacheWriterLoop();
+  // Waits (at most 30 s) until what is queued is in the cache: a flush then drops it all.
+  void DrainPuts();
   std::mutex put_mu_;
   std::condition_variable put_cv_;
   std::deque<PendingPut> put_queue_;  // put_mu_
   uint64_t put_bytes_ = 0;            // put_mu_
   bool put_stop_ = false;             // put_mu_
+  bool put_busy_ = false;             // put_mu_: a Put is running
   std::thread put_thread_;
 };
 

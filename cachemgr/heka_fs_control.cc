@@ -161,6 +161,7 @@ Result<uint64_t> HekaFs::VolumeByName(const std::string& cell, const std::string
 // ---- Cache and credentials ----------------------------------------------------------------
 
 void HekaFs::FlushCached(uint64_t ino) {
+  DrainPuts();
   std::vector<std::pair<uint64_t, std::string>> inval;
   {
     std::lock_guard lock(mu_);
@@ -185,6 +186,7 @@ constexpr size_t kFlushLogEvery = 10000;
 }  // namespace
 
 Result<uint64_t> HekaFs::FlushVolume(uint64_t ino) {
+  DrainPuts();
   auto fid = FidOf(ino);
   if (!fid.ok()) return fid.status();
   std::vector<uint64_t> inos;
