@@ -9,7 +9,8 @@
 // deleted at Open.
 //
 // Thread-safe. File reads and writes run outside the index lock; the index and the LRU
-// order are kept in memory too, so a Get costs one file read plus one index update.
+// order are kept in memory too; a Get costs one file read (and the order of use reaches the
+// index in batches).
 #pragma once
 
 #include <array>

@@ -197,10 +197,9 @@ Status HekaFs::Expired(const Who& who) {
 
 std::shared_ptr<fs::FileClient> HekaFs::ClientFor(const Who& who, const Server& server) {
   std::lock_guard lock(mu_);
-  auto key = std::make_pair(server.address, who.ccache);
+  auto key = std::make_tuple(server.address, who.ccache, who.Kinit());
   auto it = clients_.find(key);
-  if (it != clients_.end() && it->second.kinit == who.Kinit()) return it->second.client;
-  // A new kinit into the same cache: calls in flight finish on the old connection.
+  if (it != clients_.end()) return it->second;
   fs::FileClientOptions o;
   o.address = server.address;
   o.server_principal = server.principal;
@@ -215,7 +214,7 @@ std::shared_ptr<fs::FileClient> HekaFs::ClientFor(const Who& who, const Server& 
   o.on_break = [this](const pb::BreakRequest& req) { OnBreak(req); };
   o.on_revalidate = [this] { OnRevalidate(); };
   auto client = fs::FileClient::Create(*options_.runtime, o);
-  clients_[key] = KinitClient{who.Kinit(), client};
+  clients_[key] = client;
   return client;
 }
 
@@ -413,7 +412,8 @@ Result<pb::Fid> HekaFs::FidOf(uint64_t ino) {
   return it->second;
 }
 
-void HekaFs::Remember(const Who& who, const pb::FileStatus& st, int64_t callback_expires) {
+void HekaFs::Remember(const Who& who, const pb::FileStatus& st, int64_t callback_expires,
+                      uint64_t breaks_before) {
   uint64_t ino = InoOf(st.fid());
   std::lock_guard lock(mu_);
   auto& node = nodes_[ino];
@@ -432,7 +432,10 @@ void HekaFs::Remember(const Who& who, const pb::FileStatus& st, int64_t callback
   }
   node->status = st;
   node->rights[who.principal] = st.caller_rights();
-  if (callback_expires > 0) {
+  // A break that arrived while the answer was on its way may be about this very object (and
+  // be older than it, or newer): such an answer is not trusted to stay valid.
+  bool raced = breaks_before != kNoBreakCheck && breaks_.load() != breaks_before;
+  if (callback_expires > 0 && !raced) {
     node->valid = true;
     node->expires_ns = std::max(node->expires_ns, callback_expires);
   }
@@ -454,6 +457,7 @@ Result<pb::FileStatus> HekaFs::StatusOf(const Who& who, uint64_t ino) {
   if (!fid.ok()) return fid.status();
   pb::FetchStatusRequest req;
   *req.mutable_fid() = *fid;
+  uint64_t breaks = breaks_.load();
   auto r = Call<pb::FetchStatusReply>(who, fid->cell(), fid->volume(), "FetchStatus", req);
   if (!r.ok()) return r.status();
   {
@@ -465,7 +469,7 @@ Result<pb::FileStatus> HekaFs::StatusOf(const Who& who, uint64_t ino) {
       return r->status();
     }
   }
-  Remember(who, r->status(), r->callback().expires_ns());
+  Remember(who, r->status(), r->callback().expires_ns(), breaks);
   return r->status();
 }
 
@@ -523,6 +527,7 @@ void HekaFs::Forget(const pb::Fid& fid) {
 // ---- Callbacks -------------------------------------------------------------------------------
 
 void HekaFs::OnBreak(const pb::BreakRequest& req) {
+  ++breaks_;  // before anything: answers already on their way are not trusted
   if (req.all()) {
     OnRevalidate();
     return;
@@ -563,6 +568,7 @@ void HekaFs::QueueInvalidations(std::vector<std::pair<uint64_t, std::string>> in
 }
 
 void HekaFs::OnRevalidate() {
+  ++breaks_;
   std::vector<std::pair<uint64_t, std::string>> inval;
   {
     std::lock_guard lock(mu_);
@@ -609,9 +615,10 @@ Result<pb::Fid> HekaFs::LookupFid(const Who& who, uint64_t parent, const std::st
   pb::LookupRequest req;
   *req.mutable_dir() = *dir;
   req.set_name(name);
+  uint64_t breaks = breaks_.load();
   auto r = Call<pb::LookupReply>(who, dir->cell(), dir->volume(), "Lookup", req);
   if (!r.ok()) return r.status();
-  Remember(who, r->status(), r->callback().expires_ns());
+  Remember(who, r->status(), r->callback().expires_ns(), breaks);
   std::lock_guard lock(mu_);
   auto it = nodes_.find(parent);
   if (it != nodes_.end() && it->second->Fresh()) it->second->entries[name] = r->status().fid();
@@ -772,12 +779,13 @@ Result<std::vector<DirEntryOut>> HekaFs::ReadDirPlus(const Caller& c, uint64_t i
     size_t end = std::min(ask.size(), start + kBatch);
     pb::BulkStatusRequest req;
     for (size_t i = start; i < end; ++i) *req.add_fids() = ask[i].second;
+    uint64_t breaks = breaks_.load();
     auto r = Call<pb::BulkStatusReply>(who, dir->cell(), dir->volume(), "BulkStatus", req);
     if (!r.ok()) break;  // the kernel looks the rest up one by one
     for (int k = 0; k < r->items_size() && start + k < end; ++k) {
       const pb::BulkStatusItem& item = r->items(k);
       if (item.code() != static_cast<uint32_t>(Code::kOk)) continue;
-      Remember(who, item.status(), item.callback().expires_ns());
+      Remember(who, item.status(), item.callback().expires_ns(), breaks);
       statuses[ask[start + k].first] = item.status();
     }
   }
@@ -876,9 +884,10 @@ Result<std::string> HekaFs::ReadLinkAs(const Who& who, uint64_t ino) {
   pb::FetchDataRequest req;
   *req.mutable_fid() = st->fid();
   req.set_length(65536);
+  uint64_t breaks = breaks_.load();
   auto r = Call<pb::FetchDataReply>(who, st->fid().cell(), st->fid().volume(), "FetchData", req);
   if (!r.ok()) return r.status();
-  Remember(who, r->status(), r->callback().expires_ns());
+  Remember(who, r->status(), r->callback().expires_ns(), breaks);
   std::lock_guard lock(mu_);
   auto it = nodes_.find(ino);
   if (it != nodes_.end() && it->second->Fresh() &&
@@ -931,7 +940,7 @@ void HekaFs::OwnChange(uint64_t dir_ino, const pb::FileStatus* dir_status,
 
 Result<EntryOut> HekaFs::Created(const Who& who, uint64_t parent, const std::string& name,
                                  const pb::CreateReply& r) {
-  Remember(who, r.status(), r.callback().expires_ns());
+  Remember(who, r.status(), r.callback().expires_ns(), kNoBreakCheck);  // ours, just made
   OwnChange(parent, r.has_dir_status() ? &r.dir_status() : nullptr, name, &r.status().fid());
   if (r.status().type() == pb::DIRECTORY) {
     // A directory this cache manager just made is empty, and its promise says it stays so
@@ -1094,9 +1103,13 @@ Result<AttrOut> HekaFs::SetAttr(const Caller& c, uint64_t ino, const SetAttrIn& 
     }
   }
   if (in.size) {
+    // The truncation made a new version: every open handle reads (and writes onto) that one.
     for (const auto& h : HandlesOf(ino)) {
       std::lock_guard hl(h->mu);
       h->size = *in.size;
+      h->version = r->status().data_version();
+      h->memo.reset();
+      h->served = false;
     }
   }
   AttrOut out;
@@ -1286,9 +1299,10 @@ Result<std::shared_ptr<const std::string>> HekaFs::ChunkFor(const Who& who, Hand
   *req.mutable_fid() = h.fid;
   req.set_offset(index * chunk_size_);
   req.set_length(chunk_size_);
+  uint64_t breaks = breaks_.load();
   auto r = Call<pb::FetchDataReply>(who, h.fid.cell(), h.fid.volume(), "FetchData", req);
   if (!r.ok()) return r.status();
-  Remember(who, r->status(), r->callback().expires_ns());
+  Remember(who, r->status(), r->callback().expires_ns(), breaks);
   if (r->status().data_version() != h.version) {
     if (h.served || h.Pending()) {
       spdlog::info("{}.{}.{}: changed on its server while open (version {} -> {}), chunk {} "
@@ -1318,32 +1332,44 @@ Result<std::shared_ptr<const std::string>> HekaFs::ChunkFor(const Who& who, Hand
   return h.memo;
 }
 
-bool HekaFs::KeepKernelCache(uint64_t fh) {
+HekaFs::KernelCaching HekaFs::KernelCachingFor(uint64_t fh) {
   std::shared_ptr<Handle> h;
   {
     std::lock_guard lock(mu_);
     auto it = handles_.find(fh);
-    if (it == handles_.end()) return false;
+    if (it == handles_.end()) return {};
     h = it->second;
   }
   std::lock_guard hl(h->mu);
   std::lock_guard lock(mu_);
-  auto it = nodes_.find(h->ino);
-  if (it == nodes_.end()) return false;
-  Node& n = *it->second;
-  if (!n.Fresh() || n.status.data_version() != h->version || h->Pending()) {
-    n.kernel_version = 0;
-    return false;
+  // The kernel has one page cache per file. While another open of it still reads an older
+  // version, its reads may put old pages there: this open goes around the page cache.
+  uint64_t mine = h->version;
+  for (const auto& [other_fh, other] : handles_) {
+    if (other->ino == h->ino && other != h && other->version != mine) {
+      auto it = nodes_.find(h->ino);
+      if (it != nodes_.end()) it->second->kernel_version = 0;
+      return KernelCaching{false, true};
+    }
   }
-  bool keep = n.kernel_version == h->version;
-  n.kernel_version = h->version;  // what the kernel reads through this open is of it
-  return keep;
+  auto it = nodes_.find(h->ino);
+  if (it == nodes_.end()) return {};
+  Node& n = *it->second;
+  if (!n.Fresh() || n.status.data_version() != mine || h->Pending()) {
+    n.kernel_version = 0;
+    return {};
+  }
+  bool keep = n.kernel_version == mine;
+  n.kernel_version = mine;  // what the kernel reads through this open is of it
+  if (keep) h->served = true;  // pages of this version may be served without asking us
+  return KernelCaching{keep, false};
 }
 
 void HekaFs::Repin(Handle& h) {
   if (h.Pending() || !h.readable) return;
   auto st = StatusOf(h.who, h.ino);
-  if (!st.ok() || st->data_version() == h.version) return;
+  // Moving on needs the right to read what it moves to, confirmed for this caller.
+  if (!st.ok() || st->data_version() == h.version || !(st->caller_rights() & kR)) return;
   h.version = st->data_version();
   h.size = st->size();
   h.served = false;
@@ -1557,7 +1583,12 @@ Status HekaFs::StoreDirty(Handle& h) {
                        done->status().data_version() == base_dv + 1;
       FileKey file = FileKeyOf(h.fid);
       uint64_t new_dv = done->status().data_version();
-      if (only_ours && n.Fresh()) {
+      bool others_open = std::any_of(handles_.begin(), handles_.end(), [&](const auto& kv) {
+        return kv.second->ino == h.ino && kv.second.get() != &h;
+      });
+      if (others_open) {
+        // Other handles may still read the old version: its chunks stay (the LRU takes them).
+      } else if (only_ours && n.Fresh()) {
         // The new version is the old one plus our chunks: keep the rest of the cache.
         std::set<uint64_t> rewritten;
         for (const auto& [index, bytes] : h.dirty) rewritten.insert(index);
@@ -1606,14 +1637,19 @@ Status HekaFs::Flush(uint64_t fh) {
 Status HekaFs::Fsync(uint64_t fh) { return Flush(fh); }
 
 void HekaFs::Release(uint64_t fh) {
-  std::lock_guard lock(mu_);
-  auto it = handles_.find(fh);
-  if (it == handles_.end()) return;
-  if (it->second->Pending()) {
-    spdlog::warn("file {}.{}: unstored changes dropped at release (flush failed)",
-                 it->second->fid.volume(), it->second->fid.vnode());
+  std::shared_ptr<Handle> h;
+  {
+    std::lock_guard lock(mu_);
+    auto it = handles_.find(fh);
+    if (it == handles_.end()) return;
+    h = it->second;
+    handles_.erase(it);
   }
-  handles_.erase(it);
+  std::lock_guard hl(h->mu);
+  if (h->Pending()) {
+    spdlog::warn("file {}.{}: unstored changes dropped at release (flush failed)",
+                 h->fid.volume(), h->fid.vnode());
+  }
 }
 
 // Used by heka_fs_control.cc.

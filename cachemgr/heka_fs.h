@@ -25,6 +25,7 @@
 #include <sys/statvfs.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -140,9 +141,14 @@ class HekaFs {
   Result<uint64_t> Open(const Caller& c, uint64_t ino, int flags);  // returns a handle
   Result<std::pair<EntryOut, uint64_t>> Create(const Caller& c, uint64_t parent,
                                                const std::string& name, mode_t mode, int flags);
-  // Whether the kernel may keep its page cache of `fh`'s file for this open (FOPEN_KEEP_CACHE):
-  // the promise holds and the pages are of the version the handle reads.
-  bool KeepKernelCache(uint64_t fh);
+  // How the kernel's page cache serves this open of `fh`'s file: `keep` (FOPEN_KEEP_CACHE)
+  // when the promise holds and its pages are of the version the handle reads; `direct`
+  // (FOPEN_DIRECT_IO) while another open still reads an older version of the file.
+  struct KernelCaching {
+    bool keep = false;
+    bool direct = false;
+  };
+  KernelCaching KernelCachingFor(uint64_t fh);
   Result<std::string> Read(uint64_t fh, uint64_t offset, size_t size);
   Result<size_t> Write(uint64_t fh, uint64_t offset, const char* data, size_t size);
   Status Flush(uint64_t fh);  // stores dirty data (close)
@@ -233,7 +239,8 @@ class HekaFs {
   // has no such cell.
   Result<KnownCell> CellStatus(const std::string& cell);
 
-  // Kernel invalidation: set before mounting; run on the invalidation thread only.
+  // Kernel invalidation: set right after construction, before the FUSE loop starts (nothing
+  // is queued before a request is served); run on the invalidation thread only.
   std::function<void(uint64_t ino)> inval_inode;
   std::function<void(uint64_t parent, const std::string& name)> inval_entry;
 
@@ -278,7 +285,12 @@ class HekaFs {
   // The node's status, valid for `who`: from the cache when the promise holds and `who`'s
   // rights were confirmed, else fetched as `who`.
   Result<pb::FileStatus> StatusOf(const Who& who, uint64_t ino);
-  void Remember(const Who& who, const pb::FileStatus& st, int64_t callback_expires);
+  // Records `st` as `who`'s view, valid while its promise (`callback_expires`) holds, unless
+  // a break arrived since `breaks_before` (breaks_ read before the call that returned it).
+  static constexpr uint64_t kNoBreakCheck = ~0ull;
+  void Remember(const Who& who, const pb::FileStatus& st, int64_t callback_expires,
+                uint64_t breaks_before);
+  std::atomic<uint64_t> breaks_{0};  // breaks and revalidations received so far
   uint32_t RightsOf(const Who& who, uint64_t ino);
   EntryOut EntryFor(const Who& who, const pb::FileStatus& st);
   struct stat StatOf(const Who& who, const pb::FileStatus& st, uint64_t ino);
@@ -343,12 +355,11 @@ class HekaFs {
   std::map<std::string, uint64_t> root_volumes_;           // mu_: cell -> root.cell volume id
   std::map<std::pair<std::string, std::string>, uint64_t> named_volumes_;  // mu_: (cell, name)
   std::map<std::pair<std::string, uint64_t>, Server> servers_;  // mu_
-  // mu_: (address, ccache) -> the connection made for one kinit (Who::Kinit) of that cache.
-  struct KinitClient {
-    std::string kinit;
-    std::shared_ptr<fs::FileClient> client;
-  };
-  std::map<std::pair<std::string, std::string>, KinitClient> clients_;
+  // mu_: (address, ccache, Who::Kinit) -> the connection made for one kinit of that cache.
+  // A new kinit gets new connections; the old ones stay for the files opened (and locks
+  // taken) with it, until `heka fs unlog`.
+  std::map<std::tuple<std::string, std::string, std::string>, std::shared_ptr<fs::FileClient>>
+      clients_;
   std::map<uint64_t, std::shared_ptr<Handle>> handles_;    // mu_
   uint64_t next_fh_ = 1;                                   // mu_
   std::set<std::pair<uint64_t, uint64_t>> lockers_;       // mu_: (ino, owner) holding locks

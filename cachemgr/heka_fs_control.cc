@@ -244,7 +244,7 @@ void HekaFs::Unlog(const Caller& c) {
   size_t closed = 0;
   std::lock_guard lock(mu_);
   for (auto it = clients_.begin(); it != clients_.end();) {
-    if (it->first.second == who.ccache) {
+    if (std::get<1>(it->first) == who.ccache) {
       it = clients_.erase(it);
       ++closed;
     } else {

@@ -187,7 +187,9 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto r = g_fs->Open(CallerOf(req), ino, fi->flags);
   if (!r.ok()) return ReplyError(req, r.status());
   fi->fh = *r;
-  fi->keep_cache = g_fs->KeepKernelCache(*r) ? 1 : 0;
+  HekaFs::KernelCaching caching = g_fs->KernelCachingFor(*r);
+  fi->keep_cache = caching.keep ? 1 : 0;
+  fi->direct_io = caching.direct ? 1 : 0;
   fuse_reply_open(req, fi);
 }
 
@@ -541,8 +543,8 @@ int Run(const std::string& config_path, const std::string& mountpoint, bool daem
   control.Stop();
   fuse_session_unmount(g_session);
   fuse_remove_signal_handlers(g_session);
+  fs.reset();  // its threads may be in calls: the runtime runs until they are done
   runtime.Stop();
-  fs.reset();
   fuse_session_destroy(g_session);
   return rc == 0 ? 0 : 1;
 }

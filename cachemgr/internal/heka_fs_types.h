@@ -1,6 +1,7 @@
 // HekaFs's cache records (heka_fs.h), shared by its implementation files only.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -67,7 +68,8 @@ struct HekaFs::Handle {
   uint64_t size = 0;                      // the file's size as this handle sees it
   // The data version this handle reads: the one it was opened with (or last stored itself).
   // A chunk of another version is never mixed in: a read that would need one fails (ESTALE).
-  uint64_t version = 0;
+  // Written under `mu`; read without it by other opens of the file (KernelCaching).
+  std::atomic<uint64_t> version{0};
   bool served = false;                    // a chunk of `version` was read through it
   std::map<uint64_t, std::string> dirty;  // chunk index -> new bytes
   // Opened with O_TRUNC: nothing of the old content shows through, and the next store
