@@ -874,6 +874,19 @@ TEST(CacheManagerBigTest, ARestartedCacheManagerComesBackWarmAndSeesWhatChangedW
       << "only the changed file is fetched again";
 }
 
+// Truncated and grown again through an open descriptor that had read the file: the region
+// past the truncation reads as zeros, and a write into it stores zeros around it, not the
+// bytes read before the truncation.
+TEST(CacheManagerTest, ATruncationThroughAnOpenFileLeavesNoOldBytesBehind) {
+  ASSERT_EQ(Sh("alice", "head -c 8192 /dev/zero | tr '\\0' a > " + A("shrunk.txt")).exit_code, 0);
+  auto r = Sh("alice", testing::BinDir() + "/heka_lock_tool shrink-grow " + A("shrunk.txt"));
+  EXPECT_EQ(r.exit_code, 0) << "exit 3: old bytes read back after the truncation; " << r.output;
+  std::string want = std::string(100, 'a') + std::string(4900, '\0') + "x" + std::string(3191, '\0');
+  auto on_b = Sh("bob", "cat " + B("shrunk.txt"));
+  EXPECT_EQ(on_b.output.size(), 8192u);
+  EXPECT_TRUE(on_b.output == want) << "the store wrote old bytes back";
+}
+
 // The kernel keeps a file's pages across opens while the promise holds, and drops them when
 // another client changes the file.
 TEST(CacheManagerTest, TheKernelKeepsAFilesPagesWhileItsPromiseHolds) {

@@ -3,6 +3,10 @@
 //   heka_lock_tool hold PATH START LEN MARKER FIFO
 //       waits for the write lock (F_SETLKW), writes "locked" to MARKER, holds the lock until
 //       FIFO is written to or closed, then exits.
+//   heka_lock_tool shrink-grow PATH
+//       opens PATH, reads its first 4 KiB, truncates it to 100 bytes and grows it back to
+//       8 KiB through the same descriptor, then checks bytes 4096..8191 read as zeros (exit 3
+//       if not) and writes "x" at 5000 before closing (exit 4 if close fails).
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -13,7 +17,24 @@
 #include <fstream>
 #include <string>
 
+int ShrinkGrow(const char* path) {
+  int fd = open(path, O_RDWR);
+  if (fd < 0) return 2;
+  char buf[4096];
+  if (pread(fd, buf, sizeof buf, 0) < 0 || ftruncate(fd, 100) != 0 || ftruncate(fd, 8192) != 0) {
+    return 2;
+  }
+  ssize_t n = pread(fd, buf, sizeof buf, 4096);
+  if (n != static_cast<ssize_t>(sizeof buf)) return 3;
+  for (char c : buf) {
+    if (c != 0) return 3;
+  }
+  if (pwrite(fd, "x", 1, 5000) != 1) return 2;
+  return close(fd) == 0 ? 0 : 4;
+}
+
 int main(int argc, char** argv) {
+  if (argc == 3 && std::string(argv[1]) == "shrink-grow") return ShrinkGrow(argv[2]);
   if (argc < 5) {
     std::fprintf(stderr, "usage: heka_lock_tool try|hold PATH START LEN [MARKER FIFO]\n");
     return 2;
