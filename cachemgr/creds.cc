@@ -540,7 +540,10 @@ CallerCreds CredentialResolver::Resolve(uid_t uid, gid_t gid, pid_t pid) {
                      std::chrono::system_clock::now().time_since_epoch())
                      .count();
   bool expired = entry->creds.expires_unix > 0 && entry->creds.expires_unix <= wall;
-  if (entry->checked && !expired && now - entry->checked_at < options_.recheck_interval) {
+  // So is a caller without a usable cache: the first request after a kinit uses it.
+  bool no_cache = entry->creds.ccache.empty();
+  if (entry->checked && !expired && !no_cache &&
+      now - entry->checked_at < options_.recheck_interval) {
     return entry->creds;
   }
   {

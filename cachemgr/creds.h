@@ -44,6 +44,7 @@ struct CredentialResolverOptions {
   std::string private_dir;
   // How long a resolved source is trusted before its stat is checked again, and how long
   // a process's KRB5CCNAME is remembered. Default: 1 s. Tests use 0 (check every time).
+  // A missing, refused or expired cache is looked at again on every request.
   std::chrono::milliseconds recheck_interval{1000};
   // Caches under this path are refused without being opened: opening a file on our own
   // FUSE mount from a FUSE thread could deadlock the daemon. Default: "" (none).

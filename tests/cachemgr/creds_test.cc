@@ -408,6 +408,25 @@ TEST_F(CredsTest, ResultsAreCachedWithinTheRecheckInterval) {
   EXPECT_EQ(resolver.Resolve(kUidA, kGid, 0).principal, "alice/admin@HEKA.TEST");
 }
 
+// A caller who had no ticket and then runs kinit is not kept anonymous for the recheck
+// interval: the first request after the kinit uses it.
+TEST_F(CredsTest, AKinitAfterNoTicketIsUsedAtOnce) {
+  CredentialResolver resolver(Options(std::chrono::hours(1)));
+  EXPECT_EQ(resolver.Resolve(kUidA, kGid, 0).ccache, "");
+  MakeCcache(DefaultCache(kUidA), "alice@HEKA.TEST", kUidA);
+  EXPECT_EQ(resolver.Resolve(kUidA, kGid, 0).principal, "alice@HEKA.TEST");
+}
+
+// And a server's refusal of a ticket makes the next request look again (Recheck).
+TEST_F(CredsTest, RecheckLooksAtTheCacheAgainAtOnce) {
+  MakeCcache(DefaultCache(kUidA), "alice@HEKA.TEST", kUidA);
+  CredentialResolver resolver(Options(std::chrono::hours(1)));
+  EXPECT_EQ(resolver.Resolve(kUidA, kGid, 0).principal, "alice@HEKA.TEST");
+  MakeCcache(DefaultCache(kUidA), "alice/admin@HEKA.TEST", kUidA);
+  resolver.Recheck(kUidA);
+  EXPECT_EQ(resolver.Resolve(kUidA, kGid, 0).principal, "alice/admin@HEKA.TEST");
+}
+
 TEST_F(CredsTest, ForgetRemovesOnlyThatUsersPrivateCopies) {
   MakeCcache(DefaultCache(kUidA), "alice@HEKA.TEST", kUidA);
   MakeCcache(DefaultCache(kUidB), "bob@HEKA.TEST", kUidB);
