@@ -36,6 +36,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 [[ $# -eq 1 ]] || { echo "usage: $0 BIN_DIR" >&2; exit 2; }
 bin=$(cd "$1" && pwd)
 top=$(cd "$(dirname "$0")/../.." && pwd)
+source "$top/scripts/wait.sh"
 realm_sh=$top/scripts/heka-realm.sh
 start_time=$SECONDS
 
@@ -76,22 +77,16 @@ kill_netns_procs() {
   mapfile -t pids < <(ip netns pids "$ns" 2>/dev/null || true)
   ((${#pids[@]})) || return 0
   kill "${pids[@]}" 2>/dev/null || true
-  for ((n = 0; n < 50; n++)); do
-    mapfile -t pids < <(ip netns pids "$ns" 2>/dev/null || true)
-    ((${#pids[@]})) || return 0
-    sleep 0.1
-  done
+  no_pids() { [[ -z $(ip netns pids "$ns" 2>/dev/null) ]]; }
+  wait_until 5 no_pids && return 0
   kill -9 "${pids[@]}" 2>/dev/null || true
 }
 
 # stop_pid PID: SIGTERM, wait up to 15 s (bos stops its instances first), then SIGKILL.
 stop_pid() {
-  local pid=$1 n
+  local pid=$1
   kill "$pid" 2>/dev/null || return 0
-  for ((n = 0; n < 150; n++)); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
+  wait_exit 15 "$pid" && return 0
   kill -9 "$pid" 2>/dev/null || true
 }
 
@@ -167,11 +162,7 @@ chmod 755 "$w"
 wait_for() {
   local limit=$1 what=$2
   shift 2
-  local deadline=$((SECONDS + limit))
-  until "$@"; do
-    ((SECONDS < deadline)) || fail "timed out after ${limit}s waiting for $what"
-    sleep 0.2
-  done
+  wait_until "$limit" "$@" || fail "timed out after ${limit}s waiting for $what"
 }
 
 krb5conf() { [[ -n ${v4[$1]:-} ]] && echo "$w/krb5.conf" || echo "$w/krb5-v6.conf"; }
