@@ -9,6 +9,7 @@ HEKA_PACKAGES=(
   libgtest-dev libgmock-dev
   clang libclang-rt-14-dev faketime
   libfuse3-dev fuse3
+  python3 python3-cryptography
 )
 
 heka_install_packages() {
