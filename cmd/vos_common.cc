@@ -13,6 +13,8 @@
 #include <limits>
 #include <set>
 
+#include "cachemgr/crypto/crypto.h"
+
 namespace heka::cli {
 namespace {
 
@@ -109,6 +111,45 @@ std::vector<NamedServer> Matching(const db::ListServersReply& all, Match match) 
   return out;
 }
 
+Result<std::string> MessageJson(const google::protobuf::Message& m, bool pretty) {
+  google::protobuf::util::JsonPrintOptions o;
+  o.add_whitespace = pretty;
+  o.always_print_primitive_fields = true;
+  o.preserve_proto_field_names = true;
+  std::string out;
+  auto s = google::protobuf::util::MessageToJsonString(m, &out, o);
+  if (!s.ok()) return Error(Code::kInternal, "cannot print JSON: " + s.ToString());
+  return out;
+}
+
+// `m` as JSON with the key fingerprints of `volumes` (every Volume in `m`, in the order the
+// printer meets them) in hex. The fingerprints are cleared and printed as "" first: only a
+// Volume has a "key_fingerprint" key, and the quotes of a string value are escaped, so the
+// k-th `"key_fingerprint": ""` of the output is the k-th volume's.
+Result<std::string> JsonWithHexFingerprints(google::protobuf::Message& m,
+                                            const std::vector<db::Volume*>& volumes, bool pretty) {
+  std::vector<std::string> hex;
+  for (db::Volume* v : volumes) {
+    hex.push_back(FingerprintHex(*v));
+    v->clear_key_fingerprint();
+  }
+  auto json = MessageJson(m, pretty);
+  if (!json.ok()) return json;
+  const std::string empty = pretty ? "\"key_fingerprint\": \"\"" : "\"key_fingerprint\":\"\"";
+  size_t at = 0;
+  for (const std::string& h : hex) {
+    at = json->find(empty, at);
+    if (at == std::string::npos) break;
+    at += empty.size() - 1;  // at the closing quote
+    json->insert(at, h);
+    at += h.size() + 1;
+  }
+  if (at == std::string::npos || json->find(empty, at) != std::string::npos) {
+    return Error(Code::kInternal, "cannot print the key fingerprints as JSON");
+  }
+  return json;
+}
+
 Result<NamedServer> OneOf(const std::vector<NamedServer>& found, const std::string& name) {
   if (found.size() == 1) return found.front();
   std::string list;
@@ -173,9 +214,32 @@ void PrintEntry(const db::Volume& v, const ServerNames& names) {
                 s.partition().c_str(), SiteType(s.type()));
   }
   if (v.encrypted()) {
-    std::printf("    encrypted: yes (key fingerprint %s)\n", v.key_fingerprint().c_str());
+    std::printf("    encrypted, key fingerprint %s\n", FingerprintHex(v).c_str());
+  } else {
+    std::printf("    unencrypted\n");
   }
   PrintLock(v);
+}
+
+std::string FingerprintHex(const db::Volume& v) {
+  const std::string& fp = v.key_fingerprint();
+  return cm::crypto::Hex(reinterpret_cast<const uint8_t*>(fp.data()), fp.size());
+}
+
+Result<std::string> VolumeToJson(const db::Volume& v) {
+  db::Volume copy = v;
+  return JsonWithHexFingerprints(copy, {&copy}, false);
+}
+
+Status PrintVolumesJson(const db::ListVolumesReply& reply) {
+  db::ListVolumesReply copy = reply;
+  std::vector<db::Volume*> volumes;
+  for (db::Volume& v : *copy.mutable_volumes()) volumes.push_back(&v);
+  auto json = JsonWithHexFingerprints(copy, volumes, true);
+  if (!json.ok()) return json.status();
+  if (json->empty() || json->back() != '\n') json->push_back('\n');
+  std::fputs(json->c_str(), stdout);
+  return Status::Ok();
 }
 
 int PrintOrFail(const DbCommand& c, const google::protobuf::Message& m) {
@@ -183,15 +247,7 @@ int PrintOrFail(const DbCommand& c, const google::protobuf::Message& m) {
   return s.ok() ? kExitOk : c.Fail(s);
 }
 
-Result<std::string> ToJson(const google::protobuf::Message& m) {
-  google::protobuf::util::JsonPrintOptions o;
-  o.always_print_primitive_fields = true;
-  o.preserve_proto_field_names = true;
-  std::string out;
-  auto s = google::protobuf::util::MessageToJsonString(m, &out, o);
-  if (!s.ok()) return Error(Code::kInternal, "cannot print JSON: " + s.ToString());
-  return out;
-}
+Result<std::string> ToJson(const google::protobuf::Message& m) { return MessageJson(m, false); }
 
 Result<NamedServer> ResolveServer(DbSession& db, const std::string& name) {
   auto all = ListServers(db);

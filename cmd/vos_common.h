@@ -26,8 +26,18 @@ db::GetVolumeRequest VolumeRequest(const std::string& cell, const std::string& n
 const char* SiteType(db::VolumeSite::Type t);
 const char* VolumeTypeName(uint32_t type);
 
-// The VLDB entry as `vos listvldb` and `vos examine` print it.
+// The VLDB entry as `vos listvldb` and `vos examine` print it, with a line
+// "encrypted, key fingerprint <hex>" or "unencrypted".
 void PrintEntry(const db::Volume& v, const ServerNames& names);
+
+// A volume's key fingerprint as lower-case hex (32 digits; "" for an unencrypted volume), the
+// form key files and `heka key fingerprint` show.
+std::string FingerprintHex(const db::Volume& v);
+
+// VLDB entries as JSON, like ToJson (one volume) and PrintJson (a listing), except that
+// "key_fingerprint" is FingerprintHex rather than proto3 JSON's base64 of the bytes.
+Result<std::string> VolumeToJson(const db::Volume& v);
+Status PrintVolumesJson(const db::ListVolumesReply& reply);
 
 // Prints `m` as JSON; a failure to print is the command's failure.
 int PrintOrFail(const DbCommand& c, const google::protobuf::Message& m);

@@ -69,7 +69,7 @@ void PrintVldb(DbSession& db, const db::Volume& v) {
 // {"volume": <VLDB entry>, "status": <volume header>} or, without the header,
 // {"volume": ..., "server_error": "..."}.
 int PrintJsonBoth(const DbCommand& c, const db::Volume& v, const Result<fs::pb::VolumeStatus>& st) {
-  auto vj = ToJson(v);
+  auto vj = VolumeToJson(v);
   if (!vj.ok()) return c.Fail(vj.status());
   std::string out = "{\"volume\": " + *vj;
   if (st.ok()) {

@@ -47,7 +47,10 @@ int VosListVldb(int argc, char** argv) {
   }
   auto r = ListVldb(c);
   if (!r.ok()) return c.Fail(r.status());
-  if (c.json) return PrintOrFail(c, *r);
+  if (c.json) {
+    Status s = PrintVolumesJson(*r);
+    return s.ok() ? kExitOk : c.Fail(s);
+  }
   ServerNames names = LoadServerNames(*c.db);
   std::printf("VLDB entries for %s%s\n\n",
               c.Has("cell") ? ("cell " + c.Get("cell")).c_str() : "all cells",

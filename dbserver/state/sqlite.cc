@@ -105,9 +105,12 @@ Query& Query::Bind(std::string_view text) {
 
 Query& Query::BindBlob(ByteView blob) {
   if (stmt_ == nullptr) return *this;
-  return Check(sqlite3_bind_blob(stmt_, next_param_++, blob.data(), static_cast<int>(blob.size()),
-                                 SQLITE_TRANSIENT),
-               "bind");
+  // A null pointer would bind NULL; an empty blob is a value (key_fingerprint NOT NULL).
+  static const uint8_t kEmpty = 0;
+  const void* p = blob.empty() ? &kEmpty : blob.data();
+  return Check(
+      sqlite3_bind_blob(stmt_, next_param_++, p, static_cast<int>(blob.size()), SQLITE_TRANSIENT),
+      "bind");
 }
 
 Query& Query::BindNull() {

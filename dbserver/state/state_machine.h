@@ -22,7 +22,12 @@ struct sqlite3;
 
 namespace heka::db {
 
-inline constexpr uint32_t kCommandVersion = 1;  // highest Command.version this build applies
+// The highest Command.version this build applies (docs/formats/db-schema.md §1):
+//   1: the first;
+//   2: CreateVolume checks key_fingerprint: 16 bytes when encrypted, else empty.
+inline constexpr uint32_t kCommandVersion = 2;
+inline constexpr uint32_t kCommandVersionVolumeKeys = 2;
+inline constexpr size_t kKeyFingerprintBytes = 16;  // Volume.key_fingerprint of an encrypted volume
 inline constexpr int64_t kAnyUserId = -101;     // system:anyuser
 inline constexpr int64_t kAuthUserId = -102;    // system:authuser
 inline constexpr int64_t kAdministratorsId = -204;  // system:administrators

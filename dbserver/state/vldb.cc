@@ -130,7 +130,8 @@ Result<std::optional<VolumeRow>> LoadVolume(Database& db, uint64_t id) {
   v.set_cell(q.Text(1));
   v.set_name(q.Text(2));
   v.set_encrypted(q.Int(3) != 0);
-  v.set_key_fingerprint(q.Text(4));
+  Bytes fingerprint = q.Blob(4);
+  v.set_key_fingerprint(std::string(fingerprint.begin(), fingerprint.end()));
   v.set_quota_bytes(q.Uint(5));
   v.set_created_ns(q.Int(6));
   r.generation = q.Uint(7);
@@ -236,11 +237,35 @@ Status InsertVolume(ApplyContext& ctx, const Volume& v) {
           "INSERT INTO volumes (id, cell, name, encrypted, key_fingerprint, quota_bytes, "
           "created_ns, lock_generation, lock_held, lock_owner, lock_expires_ns, lock_operation, "
           "lock_phase) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, '', 0, '', '')",
-          v.id(), v.cell(), v.name(), v.encrypted(), v.key_fingerprint(), v.quota_bytes(),
-          ctx.cmd.time_ns());
+          v.id(), v.cell(), v.name(), v.encrypted());
+  // Raw bytes: a BLOB from command version 2 on (the column is declared TEXT, which SQLite
+  // keeps BLOBs in as they are); version 1 wrote TEXT, and a replay must write the same.
+  if (ctx.cmd.version() >= kCommandVersionVolumeKeys) {
+    q.BindBlob(AsBytes(v.key_fingerprint()));
+  } else {
+    q.Bind(std::string_view(v.key_fingerprint()));
+  }
+  q.Bind(v.quota_bytes()).Bind(ctx.cmd.time_ns());
   Status s = q.Run();
   if (!s.ok()) return s;
   return WriteSites(ctx.db, v.id(), v.sites());
+}
+
+// An encrypted volume names its cell key by the key's 16-byte fingerprint; an unencrypted one
+// has none. Checked from command version 2 on: version 1 stored whatever it was given, and
+// replaying its log must give the same database.
+Status CheckEncryption(const Command& cmd, const Volume& v) {
+  if (cmd.version() < kCommandVersionVolumeKeys) return Status::Ok();
+  if (v.encrypted() && v.key_fingerprint().size() != kKeyFingerprintBytes) {
+    return Error(Code::kInvalidArgument, "an encrypted volume needs a " +
+                                             std::to_string(kKeyFingerprintBytes) +
+                                             "-byte key fingerprint, not " +
+                                             std::to_string(v.key_fingerprint().size()) + " bytes");
+  }
+  if (!v.encrypted() && !v.key_fingerprint().empty()) {
+    return Error(Code::kInvalidArgument, "an unencrypted volume has no key fingerprint");
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -252,6 +277,8 @@ Status ApplyCreateVolume(ApplyContext& ctx, const CreateVolume& op) {
   if (!ValidVolumeName(v.name())) {
     return Error(Code::kInvalidArgument, "invalid volume name '" + v.name() + "'");
   }
+  s = CheckEncryption(ctx.cmd, v);
+  if (!s.ok()) return s;
   Query q(ctx.db, "SELECT id FROM volumes WHERE cell = ? AND name = ?", v.cell(), v.name());
   auto row = q.Step();
   if (!row.ok()) return row.status();

@@ -111,7 +111,7 @@ Result<pb::CreateVolumeReply> FileService::CreateVolume(Op& op, const pb::Create
   }
   uint64_t quota = req.quota_bytes() != 0 ? req.quota_bytes() : v.quota_bytes();
   auto created = Volume::Create(OptionsFor(partition), req.id(), v.name(), VolumeType::kReadWrite,
-                                quota);
+                                quota, AsBytes(req.root_client_attr()));
   if (!created.ok()) return created.status();
   s = SaveCell(*deps_.env, (*created)->dir(), req.cell());
   if (!s.ok()) return s;

@@ -198,8 +198,8 @@ const char* VolumeSalvager::InvalidEntry(const Entry& e) const {
 void VolumeSalvager::Drop(TreePlan& plan, size_t i, const char* why) {
   const Entry& e = entries_[i];
   plan.drop.push_back(i);
-  Note(fmt::format("entry '{}' in directory {} (vnode {}) {}: removed", e.name, e.dir, e.child,
-                   why));
+  Note(fmt::format("entry '{}' in directory {} (vnode {}) {}: removed", PrintableName(e.name),
+                   e.dir, e.child, why));
 }
 
 // Walks the tree from the root through valid entries. A directory is kept under the first

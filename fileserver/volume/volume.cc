@@ -93,10 +93,24 @@ bool VolumeNeedsSalvage(const VolumeOptions& options, uint64_t id) {
 
 Status CheckEntryName(std::string_view name) {
   if (name.size() > kMaxNameLength) return Error(Code::kInvalidArgument, "name too long");
-  if (name.empty() || name == "." || name == ".." ||
-      name.find_first_of(std::string_view("/\0", 2)) != std::string_view::npos)
+  if (name.empty() || name == "." || name == "..")
     return Error(Code::kInvalidArgument, "invalid name");
   return Status::Ok();
+}
+
+std::string PrintableName(std::string_view name) {
+  constexpr size_t kShown = 64;
+  std::string out;
+  for (unsigned char c : name.substr(0, kShown)) {
+    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += {'\\', 'x', kHex[c >> 4], kHex[c & 15]};
+    }
+  }
+  if (name.size() > kShown) out += "...";
+  return out;
 }
 
 Volume::Volume(VolumeOptions options, uint64_t id, std::unique_ptr<SqliteDb> db)
@@ -109,7 +123,8 @@ Volume::Volume(VolumeOptions options, uint64_t id, std::unique_ptr<SqliteDb> db)
 Volume::~Volume() { (void)TryMarkClean(); }
 
 Result<std::unique_ptr<Volume>> Volume::Create(VolumeOptions options, uint64_t id, std::string name,
-                                               VolumeType type, uint64_t quota_bytes) {
+                                               VolumeType type, uint64_t quota_bytes,
+                                               ByteView root_client_attr) {
   options = WithDefaults(std::move(options));
   if (options.chunk_size == 0) return Error(Code::kInvalidArgument, "chunk size 0");
   options.inline_limit = std::min(options.inline_limit, options.chunk_size);
@@ -131,8 +146,8 @@ Result<std::unique_ptr<Volume>> Volume::Create(VolumeOptions options, uint64_t i
   }
   if (s.ok()) {
     // The mode is bound, not written in the SQL: SQLite reads 0755 as decimal.
-    s = SqliteQuery(m, "INSERT INTO vnodes VALUES (1, 1, ?, ?, 0, 0, 0, ?, ?, 1, 2, 1, 1, x'', NULL)",
-              static_cast<int>(VnodeType::kDir), 0755, now, now)
+    s = SqliteQuery(m, "INSERT INTO vnodes VALUES (1, 1, ?, ?, 0, 0, 0, ?, ?, 1, 2, 1, 1, ?, NULL)",
+                    static_cast<int>(VnodeType::kDir), 0755, now, now, root_client_attr)
             .Run();
   }
   if (s.ok()) {
@@ -302,7 +317,7 @@ Result<DirEntry> Volume::LookupInTxn(uint64_t dir, std::string_view name) {
   SqliteQuery q(*db_, "SELECT child, child_uniq FROM dirents WHERE dir = ? AND name = ?", dir, name);
   auto row = q.Step();
   if (!row.ok()) return row.status();
-  if (!*row) return Error(Code::kNotFound, "no entry '" + std::string(name) + "'");
+  if (!*row) return Error(Code::kNotFound, "no entry '" + PrintableName(name) + "'");
   return DirEntry{std::string(name), q.Uint(0), q.Uint(1)};
 }
 

@@ -148,18 +148,28 @@ Result<std::vector<uint64_t>> ListVolumeIds(const VolumeOptions& options);
 bool VolumeNeedsSalvage(const VolumeOptions& options, uint64_t id);
 
 // OK for a valid directory entry name: 1 to kMaxNameLength bytes ("name too long" beyond),
-// not "." or "..", without '/' or NUL. Otherwise kInvalidArgument.
+// not "." or "..". Otherwise kInvalidArgument. Names are opaque byte strings: any byte,
+// '/' and NUL included, may appear (an encrypted volume's names are raw AES-SIV output,
+// docs/formats/encryption.md); the server never makes a file-system path of one.
 Status CheckEntryName(std::string_view name);
+
+// `name` for a message or a log line: printable ASCII as it is, every other byte, backslash
+// and single quote as \xNN; at most the first 64 bytes ("..." after). Status messages travel
+// in proto3 string fields, which must be valid UTF-8, so a raw name must never go into one.
+std::string PrintableName(std::string_view name);
 
 class StoreTransaction;
 
 class Volume {
  public:
   // Creates a new volume with an empty root directory (vnode 1) whose ACL gives
-  // system:administrators all rights. kAlreadyExists if the volume directory exists.
+  // system:administrators all rights and whose client attribute is `root_client_attr` (an
+  // encrypted volume's root ID; empty otherwise). kAlreadyExists if the volume directory
+  // exists.
   static Result<std::unique_ptr<Volume>> Create(VolumeOptions options, uint64_t id,
                                                 std::string name, VolumeType type,
-                                                uint64_t quota_bytes);
+                                                uint64_t quota_bytes,
+                                                ByteView root_client_attr = {});
   // Opens an existing volume. kNotFound if there is none. Callers should salvage first when
   // VolumeNeedsSalvage(); a dirty marker found here is kept until a salvage removes it.
   static Result<std::unique_ptr<Volume>> Open(VolumeOptions options, uint64_t id);

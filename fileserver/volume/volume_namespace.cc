@@ -7,7 +7,7 @@ Result<VnodeStatus> Volume::CreateNode(uint64_t dir, std::string_view name, Vnod
                                        const NewVnodeAttrs& a, std::string_view target) {
   if (auto d = LoadDir(dir); !d.ok()) return d.status();
   auto existing = LookupInTxn(dir, name);
-  if (existing.ok()) return Error(Code::kAlreadyExists, "'" + std::string(name) + "' exists");
+  if (existing.ok()) return Error(Code::kAlreadyExists, "'" + PrintableName(name) + "' exists");
   if (existing.status().code() != Code::kNotFound) return existing.status();
   {
     SqliteQuery q(*db_, "SELECT usage, quota FROM header");
@@ -110,7 +110,7 @@ Status Volume::Remove(uint64_t dir, std::string_view name) {
         auto child = LoadVnode(entry->vnode);
         if (!child.ok()) return child.status();
         if (child->type == VnodeType::kDir)
-          return Error(Code::kIsDirectory, "'" + std::string(name) + "' is a directory");
+          return Error(Code::kIsDirectory, "'" + PrintableName(name) + "' is a directory");
         auto serial = BumpSerial();
         if (!serial.ok()) return serial.status();
         Status s = SqliteQuery(*db_, "DELETE FROM dirents WHERE dir = ? AND name = ?", dir, name).Run();
@@ -234,7 +234,8 @@ Result<VnodeStatus> Volume::Link(uint64_t dir, uint64_t vnode, std::string_view 
         if (v->parent != dir)
           return Error(Code::kCrossDevice, "hard links only within the file's own directory");
         auto existing = LookupInTxn(dir, name);
-        if (existing.ok()) return Error(Code::kAlreadyExists, "'" + std::string(name) + "' exists");
+        if (existing.ok())
+          return Error(Code::kAlreadyExists, "'" + PrintableName(name) + "' exists");
         if (existing.status().code() != Code::kNotFound) return existing.status();
         auto serial = BumpSerial();
         if (!serial.ok()) return serial.status();

@@ -279,6 +279,35 @@ TEST_F(SalvageTest, EntriesToMissingVnodesAreRemoved) {
   EXPECT_EQ(vol_->GetVnode(file_)->link_count, 1u);
 }
 
+// Binary names (an encrypted volume's) are entries like any other: a consistent volume full
+// of them salvages clean and keeps them; a damaged one is removed and reported escaped.
+TEST_F(SalvageTest, BinaryNamesSalvageCleanAndAreReportedEscaped) {
+  using namespace std::string_literals;
+  MakeVolume();
+  ASSERT_TRUE(vol_->Link(kRootVnode, file_, "f\0/\xff"s).ok());
+  ASSERT_TRUE(vol_->Symlink(subdir_, "/\0"s, "\0\xff"s, {}).ok());
+  auto e = vol_->MakeDir(subdir_, "\xff\xfe\0"s, {});
+  ASSERT_TRUE(e.ok());
+  ASSERT_TRUE(vol_->CreateFile(e->vnode, std::string(kMaxNameLength, '\0'), {}).ok());
+  SalvageReport report = Salvage();
+  EXPECT_TRUE(report.clean()) << report.Summary();
+  Reopen();
+  EXPECT_EQ(vol_->Lookup(kRootVnode, "f\0/\xff"s)->vnode, file_);
+  EXPECT_EQ(vol_->GetVnode(file_)->link_count, 2u);
+  EXPECT_TRUE(vol_->Lookup(subdir_, "/\0"s).ok());
+  EXPECT_TRUE(vol_->Lookup(e->vnode, std::string(kMaxNameLength, '\0')).ok());
+
+  Damage("INSERT INTO dirents VALUES (1, x'2f00ff27', 999, 999);");  // "/\0\xff'" → nothing
+  report = SalvageTwice();
+  EXPECT_EQ(report.dirents_removed, 1u) << report.Summary();
+  ASSERT_EQ(report.details.size(), 1u);
+  EXPECT_NE(report.details[0].find("entry '/\\x00\\xff\\x27' in directory 1"), std::string::npos)
+      << report.details[0];
+  Reopen();
+  EXPECT_EQ(vol_->Lookup(kRootVnode, "/\0\xff'"s).status().code(), Code::kNotFound);
+  EXPECT_EQ(vol_->Lookup(kRootVnode, "f\0/\xff"s)->vnode, file_);
+}
+
 TEST_F(SalvageTest, DirectoryTreeIsRepaired) {
   MakeVolume();
   auto e = vol_->MakeDir(subdir_, "e", {});

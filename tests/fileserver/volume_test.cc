@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
 #include <set>
 
 namespace heka::fs {
@@ -89,9 +91,122 @@ TEST_F(VolumeTest, CreateLookupAndErrors) {
   auto too_long = vol_->CreateFile(kRootVnode, longest + "n", {});
   EXPECT_EQ(too_long.status().code(), Code::kInvalidArgument);
   EXPECT_EQ(too_long.status().message(), "name too long");
-  std::vector<std::string_view> bad_names = {"", ".", "..", "a/b", std::string_view("a\0b", 3)};
-  for (std::string_view bad : bad_names)
+  for (std::string_view bad : {"", ".", ".."})
     EXPECT_EQ(vol_->CreateFile(kRootVnode, bad, {}).status().code(), Code::kInvalidArgument);
+}
+
+// Names are opaque byte strings (an encrypted volume's names are raw AES-SIV output): '/',
+// NUL and 0xff are ordinary bytes, names differing only after a NUL are different names, and
+// directories list and page in bytewise order. Messages show such names escaped.
+TEST_F(VolumeTest, NamesAreOpaqueBytes) {
+  using namespace std::string_literals;
+  const std::vector<std::string> names = {"a"s,
+                                          "a\0"s,
+                                          "a\0b"s,
+                                          "a\0\0"s,
+                                          "a/b"s,
+                                          "/"s,
+                                          "\0"s,
+                                          "\0\0"s,
+                                          "\xff"s,
+                                          "\xff\xfe/\0"s,
+                                          "a\xff"s,
+                                          "//"s,
+                                          "\x01\x7f\x80"s,
+                                          std::string(kMaxNameLength, '\0'),
+                                          std::string(kMaxNameLength, '\xff')};
+  std::map<std::string, uint64_t> vnodes;  // bytewise order, as std::string compares
+  for (size_t i = 0; i < names.size(); ++i) {
+    NewVnodeAttrs a;
+    a.client_attr = Bytes{static_cast<uint8_t>(i)};
+    Result<VnodeStatus> made = i % 3 == 0   ? vol_->MakeDir(kRootVnode, names[i], a)
+                               : i % 3 == 1 ? vol_->CreateFile(kRootVnode, names[i], a)
+                                            : vol_->Symlink(kRootVnode, names[i], "\0t/\xff"s, a);
+    ASSERT_TRUE(made.ok()) << PrintableName(names[i]) << ": " << made.status().ToString();
+    ASSERT_TRUE(vnodes.emplace(names[i], made->vnode).second);
+  }
+  EXPECT_EQ(vol_->CreateFile(kRootVnode, "a\0b"s, {}).status().code(), Code::kAlreadyExists);
+  for (const auto& [name, vnode] : vnodes) {
+    auto e = vol_->Lookup(kRootVnode, name);
+    ASSERT_TRUE(e.ok()) << PrintableName(name);
+    EXPECT_EQ(e->vnode, vnode) << PrintableName(name);
+    EXPECT_EQ(e->name, name);
+  }
+  EXPECT_EQ(*vol_->ReadLink(vnodes.at("a\0b"s)), "\0t/\xff"s);
+  auto missing = vol_->Lookup(kRootVnode, "a\0c\xff'\\"s);
+  EXPECT_EQ(missing.status().code(), Code::kNotFound);
+  EXPECT_EQ(missing.status().message(), "no entry 'a\\x00c\\xff\\x27\\x5c'");
+
+  // Pages of 2, each starting after a name that may hold NULs: every name once, in order.
+  auto list_all = [&] {
+    std::vector<std::string> listed;
+    std::string after;
+    for (;;) {
+      auto page = vol_->List(kRootVnode, after, 2);
+      EXPECT_TRUE(page.ok());
+      if (!page.ok() || page->empty()) return listed;
+      for (const DirEntry& e : *page) {
+        EXPECT_GT(e.name, after);
+        listed.push_back(e.name);
+        after = e.name;
+      }
+    }
+  };
+  std::vector<std::string> want;
+  for (const auto& [name, vnode] : vnodes) want.push_back(name);
+  EXPECT_EQ(list_all(), want);
+
+  // Rename within the directory and into a subdirectory whose own name is binary.
+  uint64_t sub = vnodes.at("a"s);
+  ASSERT_TRUE(vol_->Rename(kRootVnode, "a\0b"s, kRootVnode, "b\0a/"s).ok());
+  ASSERT_TRUE(vol_->Rename(kRootVnode, "\xff\xfe/\0"s, vnodes.at("\0"s), "\0/"s).ok());
+  ASSERT_TRUE(vol_->Rename(kRootVnode, "a\0"s, sub, "a\0"s).ok());
+  // Replacing an existing binary name.
+  ASSERT_TRUE(vol_->Rename(kRootVnode, "a\xff"s, kRootVnode, "b\0a/"s).ok());
+  EXPECT_EQ(vol_->Lookup(kRootVnode, "a\0b"s).status().code(), Code::kNotFound);
+  EXPECT_EQ(vol_->Lookup(kRootVnode, "b\0a/"s)->vnode, vnodes.at("a\xff"s));
+  EXPECT_EQ(vol_->Lookup(vnodes.at("\0"s), "\0/"s)->vnode, vnodes.at("\xff\xfe/\0"s));
+  EXPECT_EQ(vol_->Lookup(sub, "a\0"s)->vnode, vnodes.at("a\0"s));
+  EXPECT_EQ(vol_->Lookup(kRootVnode, "a"s)->vnode, sub);  // "a" and "a\0" stay apart
+
+  // Remove files, symlinks and directories by binary names.
+  EXPECT_TRUE(vol_->Remove(kRootVnode, "b\0a/"s).ok());                  // a file
+  EXPECT_TRUE(vol_->Remove(kRootVnode, "/"s).ok());                      // a symlink
+  EXPECT_TRUE(vol_->RemoveDir(vnodes.at("\0"s), "\0/"s).ok());           // a directory
+  EXPECT_EQ(vol_->RemoveDir(kRootVnode, "a"s).code(), Code::kNotEmpty);  // holds "a\0"
+  EXPECT_TRUE(vol_->RemoveDir(kRootVnode, "\0"s).ok());
+  EXPECT_TRUE(vol_->Remove(kRootVnode, std::string(kMaxNameLength, '\xff')).ok());  // a symlink
+  for (const std::string& gone : {"b\0a/"s, "/"s, "\0"s, std::string(kMaxNameLength, '\xff')})
+    EXPECT_EQ(vol_->Lookup(kRootVnode, gone).status().code(), Code::kNotFound)
+        << PrintableName(gone);
+
+  // What is left survives a reopen, byte for byte.
+  std::vector<std::string> left = list_all();
+  vol_.reset();
+  auto v = Volume::Open(options_, 7);
+  ASSERT_TRUE(v.ok());
+  vol_ = std::move(*v);
+  EXPECT_EQ(list_all(), left);
+  EXPECT_TRUE(std::find(left.begin(), left.end(), std::string(kMaxNameLength, '\0')) != left.end());
+}
+
+TEST_F(VolumeTest, RootClientAttribute) {
+  EXPECT_TRUE(vol_->GetVnode(kRootVnode)->client_attr.empty());
+  Bytes attr = {'D', 1, 0, 0xff, '/', 0, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7};
+  auto v = Volume::Create(options_, 10, "secret", VolumeType::kReadWrite, 0, attr);
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ((*v)->GetVnode(kRootVnode)->client_attr, attr);
+  v->reset();
+  auto reopened = Volume::Open(options_, 10);
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ((*reopened)->GetVnode(kRootVnode)->client_attr, attr);
+}
+
+TEST(PrintableNameTest, EscapesAllButPrintableAscii) {
+  using namespace std::string_literals;
+  EXPECT_EQ(PrintableName("plain name.txt"), "plain name.txt");
+  EXPECT_EQ(PrintableName("a\0/\xff\n'\\"s), "a\\x00/\\xff\\x0a\\x27\\x5c");
+  EXPECT_EQ(PrintableName(std::string(100, 'x')), std::string(64, 'x') + "...");
 }
 
 TEST_F(VolumeTest, DirectoriesSymlinksAndRemove) {

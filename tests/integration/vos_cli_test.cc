@@ -6,12 +6,15 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "cachemgr/crypto/crypto.h"
 #include "dbserver/client/db_client.h"
+#include "fileserver/client/file_client.h"
 #include "rpc/runtime.h"
 #include "tests/support/fs_cell.h"
 #include "tests/support/process.h"
@@ -67,7 +70,10 @@ class VosCliTest : public ::testing::Test {
     ExpectOk(Heka("admin", {"pts", "createuser", "-name", "carol@HEKA.TEST", "-cell", "acme"}));
   }
 
-  static void TearDownTestSuite() { cell_.reset(); }
+  static void TearDownTestSuite() {
+    cell_.reset();
+    for (const std::string& dir : key_dirs_) std::filesystem::remove_all(dir);
+  }
 
   static std::string Cc(const std::string& user) { return ccaches_.at(user); }
 
@@ -80,12 +86,16 @@ class VosCliTest : public ::testing::Test {
     return out;
   }
 
-  static ProcessResult Heka(const std::string& user, std::vector<std::string> args) {
+  // `key_dir`: $HEKA_KEY_DIR for the command (unset when empty).
+  static ProcessResult Heka(const std::string& user, std::vector<std::string> args,
+                            const std::string& key_dir = "") {
     std::vector<std::string> argv = {testing::BinDir() + "/heka"};
     argv.insert(argv.end(), args.begin(), args.end());
-    return testing::RunProcess(argv, {{"KRB5_CONFIG", SharedRealm().krb5_config()},
-                                      {"KRB5CCNAME", "FILE:" + Cc(user)},
-                                      {"HEKA_DBSERVERS", DbServers()}});
+    std::map<std::string, std::string> env = {{"KRB5_CONFIG", SharedRealm().krb5_config()},
+                                              {"KRB5CCNAME", "FILE:" + Cc(user)},
+                                              {"HEKA_DBSERVERS", DbServers()}};
+    if (!key_dir.empty()) env["HEKA_KEY_DIR"] = key_dir;
+    return testing::RunProcess(argv, env);
   }
 
   static void ExpectOk(const ProcessResult& r) { EXPECT_EQ(r.exit_code, 0) << r.output; }
@@ -98,14 +108,14 @@ class VosCliTest : public ::testing::Test {
   }
 
   static ProcessResult Create(const std::string& user, const std::string& name, int fs,
-                              std::vector<std::string> more = {}) {
+                              std::vector<std::string> more = {}, const std::string& key_dir = "") {
     std::vector<std::string> args = {"vos",        "create",
                                      "-server",    cell_->fs_address(fs),
                                      "-partition", cell_->fs_partition(fs),
                                      "-name",      name,
                                      "-cell",      "acme"};
     args.insert(args.end(), more.begin(), more.end());
-    return Heka(user, args);
+    return Heka(user, args, key_dir);
   }
 
   static bool InVldb(const std::string& name) {
@@ -140,7 +150,41 @@ class VosCliTest : public ::testing::Test {
     return r.ok() ? static_cast<uint64_t>(r->id()) : 0;
   }
 
+  // The client attribute of volume `id`'s root directory, fetched from file server `fs` as
+  // acmeadm.
+  static Result<std::string> RootClientAttr(uint64_t id, int fs) {
+    rpc::Runtime runtime({1, 1});
+    fs::FileClientOptions o;
+    o.address = cell_->fs_address(fs);
+    o.server_principal = cell_->fs_principal(fs);
+    o.credentials.ccache = "FILE:" + Cc("acmeadm");
+    auto client = fs::FileClient::Create(runtime, std::move(o));
+    fs::pb::GetVolumeStatusRequest vreq;
+    vreq.set_cell("acme");
+    vreq.set_volume(id);
+    auto vol = client->CallSync<fs::pb::GetVolumeStatusReply>(
+        "heka.fileserver.File.GetVolumeStatus", vreq);
+    Result<fs::pb::FetchStatusReply> st = vol.status();
+    if (vol.ok()) {
+      fs::pb::FetchStatusRequest sreq;
+      *sreq.mutable_fid() = vol->root();
+      st = client->CallSync<fs::pb::FetchStatusReply>("heka.fileserver.File.FetchStatus", sreq);
+    }
+    client->Close();
+    if (!st.ok()) return st.status();
+    return st->status().client_attr();
+  }
+
+  // A new temporary directory for key files (removed at the end of the suite's process).
+  static std::string NewKeyDir() {
+    std::string tmpl = "/tmp/heka-vos-keys-XXXXXX";
+    EXPECT_NE(mkdtemp(tmpl.data()), nullptr);
+    key_dirs_.push_back(tmpl);
+    return tmpl;
+  }
+
   static inline std::unique_ptr<FsCell> cell_;
+  static inline std::vector<std::string> key_dirs_;
   static inline std::map<std::string, std::string> ccaches_;  // user -> ccache path
 };
 
@@ -208,6 +252,111 @@ TEST_F(VosCliTest, CreateListExamineRemove) {
   EXPECT_FALSE(OnServer("projects", 1));
   ExpectFailure(Heka("acmeadm", {"vos", "examine", "-id", "projects", "-cell", "acme"}),
                 "not found");
+}
+
+// -encrypt: the VLDB entry records the fingerprint of the cell's key (from its key file in
+// $HEKA_KEY_DIR or -keyfile), the root directory gets a directory ID attribute, and examine /
+// listvldb show which kind a volume is, as text and as JSON.
+TEST_F(VosCliTest, EncryptedVolumeRecordsTheKeyFingerprint) {
+  namespace crypto = cm::crypto;
+  std::string key_dir = NewKeyDir();
+  auto key = crypto::CellKey::Generate();
+  ASSERT_TRUE(
+      crypto::WriteKeyFile(key_dir + "/acme.key", crypto::RawKeyFile("acme", *key), false).ok());
+  const std::string hex = crypto::Hex(key->fingerprint());
+
+  auto created = Create("acmeadm", "secret", 1, {"-encrypt"}, key_dir);
+  ExpectOk(created);
+  uint64_t id = CreatedId(created.output);
+  ASSERT_NE(id, 0u) << created.output;
+  EXPECT_TRUE(Has(created.output, "encrypted, key fingerprint " + hex)) << created.output;
+  auto plain_created = Create("acmeadm", "plain", 1);
+  ExpectOk(plain_created);
+
+  auto ex = Heka("acmeadm", {"vos", "examine", "-id", "secret", "-cell", "acme"});
+  ExpectOk(ex);
+  EXPECT_TRUE(Has(ex.output, "    encrypted, key fingerprint " + hex + "\n")) << ex.output;
+  auto plain = Heka("acmeadm", {"vos", "examine", "-id", "plain", "-cell", "acme"});
+  ExpectOk(plain);
+  EXPECT_TRUE(Has(plain.output, "    unencrypted\n")) << plain.output;
+  EXPECT_FALSE(Has(plain.output, "fingerprint")) << plain.output;
+
+  auto exj =
+      Heka("acmeadm", {"vos", "examine", "-id", "secret", "-cell", "acme", "-format", "json"});
+  ExpectOk(exj);
+  EXPECT_TRUE(Has(exj.output, "\"encrypted\":true")) << exj.output;
+  EXPECT_TRUE(Has(exj.output, "\"key_fingerprint\":\"" + hex + "\"")) << exj.output;
+  auto plainj =
+      Heka("acmeadm", {"vos", "examine", "-id", "plain", "-cell", "acme", "-format", "json"});
+  ExpectOk(plainj);
+  EXPECT_TRUE(Has(plainj.output, "\"encrypted\":false")) << plainj.output;
+  EXPECT_TRUE(Has(plainj.output, "\"key_fingerprint\":\"\"")) << plainj.output;
+
+  auto list = Heka("acmeadm", {"vos", "listvldb", "-cell", "acme"});
+  ExpectOk(list);
+  EXPECT_TRUE(Has(list.output, "secret   (cell acme)\n    RWrite: " + std::to_string(id)))
+      << list.output;
+  EXPECT_TRUE(Has(list.output, "    encrypted, key fingerprint " + hex + "\n")) << list.output;
+  EXPECT_TRUE(Has(list.output, "    unencrypted\n")) << list.output;
+  auto listj = Heka("acmeadm", {"vos", "listvldb", "-cell", "acme", "-format", "json"});
+  ExpectOk(listj);
+  EXPECT_TRUE(Has(listj.output, "\"encrypted\": true")) << listj.output;
+  EXPECT_TRUE(Has(listj.output, "\"key_fingerprint\": \"" + hex + "\"")) << listj.output;
+  EXPECT_TRUE(Has(listj.output, "\"encrypted\": false")) << listj.output;
+  EXPECT_TRUE(Has(listj.output, "\"key_fingerprint\": \"\"")) << listj.output;
+
+  // The root directory carries a directory ID; an unencrypted root carries nothing.
+  auto attr = RootClientAttr(id, 1);
+  ASSERT_TRUE(attr.ok()) << attr.status().ToString();
+  auto decoded = crypto::DecodeAttr(*attr);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  ASSERT_TRUE(decoded->has_value());
+  EXPECT_EQ((*decoded)->kind, crypto::Kind::kDirectory);
+  auto plain_attr = RootClientAttr(CreatedId(plain_created.output), 1);
+  ASSERT_TRUE(plain_attr.ok()) << plain_attr.status().ToString();
+  EXPECT_EQ(*plain_attr, "");
+
+  // -keyfile names the file directly.
+  std::string elsewhere = NewKeyDir() + "/k.key";
+  auto other = crypto::CellKey::Generate();
+  ASSERT_TRUE(crypto::WriteKeyFile(elsewhere, crypto::RawKeyFile("acme", *other), false).ok());
+  auto second = Create("acmeadm", "secret2", 1, {"-encrypt", "-keyfile", elsewhere});
+  ExpectOk(second);
+  auto ex2 = Heka("acmeadm", {"vos", "examine", "-id", "secret2", "-cell", "acme"});
+  EXPECT_TRUE(Has(ex2.output, "encrypted, key fingerprint " + crypto::Hex(other->fingerprint())))
+      << ex2.output;
+  // A key file of another cell is refused.
+  ASSERT_TRUE(
+      crypto::WriteKeyFile(key_dir + "/globex.key", crypto::RawKeyFile("globex", *other), false)
+          .ok());
+  ExpectFailure(
+      Create("acmeadm", "wrongcell", 1, {"-encrypt", "-keyfile", key_dir + "/globex.key"}),
+      "is cell globex's, not acme's");
+  EXPECT_FALSE(InVldb("wrongcell"));
+
+  for (const char* name : {"secret", "plain", "secret2"}) {
+    ExpectOk(Heka("acmeadm", {"vos", "remove", "-id", name, "-cell", "acme"}));
+  }
+}
+
+// -encrypt without the cell's key file: one line saying how to make one, and nothing created.
+TEST_F(VosCliTest, EncryptWithoutKeyFileCreatesNothing) {
+  std::string key_dir = NewKeyDir();  // empty
+  auto r = Create("acmeadm", "nokey", 1, {"-encrypt"}, key_dir);
+  ExpectFailure(r, "heka vos create: no key file for cell acme at " + key_dir +
+                       "/acme.key: run `heka key init -cell acme` first");
+  EXPECT_FALSE(InVldb("nokey"));
+  EXPECT_FALSE(OnServer("nokey", 1));
+
+  std::string missing = key_dir + "/nowhere.key";
+  ExpectFailure(Create("acmeadm", "nokey", 1, {"-encrypt", "-keyfile", missing}),
+                "no key file for cell acme at " + missing + ": run `heka key init -cell acme`");
+  EXPECT_FALSE(InVldb("nokey"));
+
+  auto usage = Create("acmeadm", "nokey", 1, {"-keyfile", missing});
+  EXPECT_EQ(usage.exit_code, 2) << usage.output;
+  EXPECT_TRUE(Has(usage.output, "-keyfile needs -encrypt")) << usage.output;
+  EXPECT_FALSE(InVldb("nokey"));
 }
 
 TEST_F(VosCliTest, ServerByUuidQuotaSuffixAndRemoveBySite) {

@@ -65,7 +65,7 @@ class Query {
     return BindInt(static_cast<int64_t>(value));
   }
   Query& Bind(std::string_view text);
-  Query& BindBlob(ByteView blob);
+  Query& BindBlob(ByteView blob);  // an empty blob binds x'', never NULL
   Query& BindNull();
 
   // Advances to the next row: true while there is one, false when done.
