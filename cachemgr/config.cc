@@ -35,6 +35,19 @@ Result<CacheManagerConfig> CacheManagerConfig::Load(const std::string& path) {
   if (auto* cells = c["cells"].as_array()) {
     for (auto& v : *cells) out.cells.push_back(v.value_or<std::string>(""));
   }
+  out.key_dir = c["key_dir"].value_or<std::string>(std::string(out.key_dir));
+  if (out.key_dir.empty()) return bad("[cachemgr] key_dir must not be empty");
+  if (auto* keys = c["keys"].as_table()) {
+    for (auto& [cell, file] : *keys) {
+      auto path = file.value<std::string>();
+      if (!path || path->empty()) {
+        return bad("[cachemgr.keys] " + std::string(cell.str()) + " must be a key file path");
+      }
+      out.key_files[std::string(cell.str())] = *path;
+    }
+  } else if (c["keys"]) {
+    return bad("[cachemgr] keys must be a table: [cachemgr.keys] cell = \"path\"");
+  }
   if (out.dbservers.empty()) return bad("[cachemgr] dbservers is required");
   if (out.keytab.empty()) return bad("[cachemgr] keytab is required (the machine's host key)");
   if (out.state_dir.empty()) return bad("[cachemgr] state_dir is required");

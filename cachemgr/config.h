@@ -13,8 +13,13 @@
 //   cache_size_mb = 1024                       # the bound on cached file data
 //   cache_dir = "/var/lib/heka/cachemgr/cache" # default: state_dir/cache; "" = in memory
 //   chunk_size_kb = 1024                       # the unit of caching and of fetches
+//   key_dir = "/etc/heka/keys"                 # cell keys of encrypted volumes: <cell>.key
+//
+//   [cachemgr.keys]                            # per-cell key files, overriding key_dir
+//   acme = "/etc/heka/keys/acme-2024.key"
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -43,6 +48,11 @@ struct CacheManagerConfig {
   // The unit of caching, fetching and storing: 64 KiB to 16 MiB, a power of two. Default
   // 1 MiB. A cache directory made with another size is emptied at start.
   uint64_t chunk_bytes = 1 << 20;
+  // Where the cell keys of encrypted volumes are: <key_dir>/<cell>.key (KeyStore). Default
+  // "/etc/heka/keys".
+  std::string key_dir = "/etc/heka/keys";
+  // [cachemgr.keys]: cell -> its key file, instead of <key_dir>/<cell>.key. Default: none.
+  std::map<std::string, std::string> key_files;
 
   static Result<CacheManagerConfig> Load(const std::string& path);
 };

@@ -113,6 +113,8 @@ cpb::ControlReply ControlHandler::Handle(const Caller& c, const cpb::ControlRequ
     case cpb::SET_CACHE_SIZE: s = SetCacheSize(c, req, &rep); break;
     case cpb::GET_CELL_STATUS: s = CellStatus(req, &rep); break;
     case cpb::LIST_CELLS: ListCells(&rep); break;
+    case cpb::KEY_UNLOCK: s = KeyUnlock(c, req, &rep); break;
+    case cpb::KEY_STATUS: s = KeyStatus(&rep); break;
     default: s = Error(Code::kUnimplemented, "unknown control operation"); break;
   }
   if (!s.ok()) {
@@ -287,6 +289,40 @@ Status ControlHandler::CellStatus(const Request& req, Reply* rep) {
   auto cell = options_.fs->CellStatus(req.cell());
   if (!cell.ok()) return cell.status();
   FillCell(*cell, rep->add_cells());
+  return Status::Ok();
+}
+
+Status ControlHandler::KeyUnlock(const Caller& c, const Request& req, Reply* rep) {
+  if (!options_.keys) return Error(Code::kUnimplemented, "this cache manager holds no cell keys");
+  bool owner = options_.private_uid >= 0 && c.uid == static_cast<uid_t>(options_.private_uid);
+  if (c.uid != 0 && !owner) {
+    spdlog::warn("key unlock of cell {} refused to uid {} (pid {})", req.cell(), c.uid, c.pid);
+    return Error(Code::kPermissionDenied,
+                 "only root (or the user of a private mount) may unlock a cell key");
+  }
+  if (Status s = CheckCellName(req.cell()); !s.ok()) return s;
+  auto key = crypto::CellKey::FromBytes(req.key());
+  if (!key.ok()) return key.status();
+  std::string by = "uid " + std::to_string(c.uid) + " pid " + std::to_string(c.pid);
+  if (Status s = options_.keys->Install(req.cell(), *key, by); !s.ok()) {
+    spdlog::warn("key unlock of cell {} by {} refused: {}", req.cell(), by, s.message());
+    return s;
+  }
+  cpb::KeyInfo* out = rep->add_keys();
+  out->set_cell(req.cell());
+  out->set_fingerprint(crypto::Hex((*key)->fingerprint()));
+  out->set_source("unlocked");
+  return Status::Ok();
+}
+
+Status ControlHandler::KeyStatus(Reply* rep) {
+  if (!options_.keys) return Error(Code::kUnimplemented, "this cache manager holds no cell keys");
+  for (const KeyStore::Loaded& k : options_.keys->Status()) {
+    cpb::KeyInfo* out = rep->add_keys();
+    out->set_cell(k.cell);
+    out->set_fingerprint(crypto::Hex(k.fingerprint));
+    out->set_source(k.source);
+  }
   return Status::Ok();
 }
 

@@ -2,6 +2,7 @@
 // as the caller: path lookups, ACLs, volume status, mount points go through HekaFs with the
 // caller's credentials; ACL names are mapped to PTDB ids (and back) with a DB connection
 // made with the caller's credentials (the machine is no user of the cells it serves).
+// Cell keys (KEY_UNLOCK, KEY_STATUS) go to and come from the KeyStore.
 // Thread-safe: requests from several connections run concurrently.
 #pragma once
 
@@ -12,6 +13,7 @@
 
 #include "cachemgr/creds.h"
 #include "cachemgr/heka_fs.h"
+#include "cachemgr/key_store.h"
 #include "dbserver/client/db_client.h"
 #include "proto/cachemgr.pb.h"
 #include "rpc/runtime.h"
@@ -24,6 +26,9 @@ struct ControlHandlerOptions {
   rpc::Runtime* runtime = nullptr;
   std::vector<db::DbMember> db_members;  // the DB servers, for PTDB names as the caller
   db::DbClient* machine_db = nullptr;    // PTDB names for anonymous callers
+  KeyStore* keys = nullptr;              // cell keys; nullptr: KEY_* are unimplemented
+  // A private mount's user, who may unlock keys besides root; -1 = a shared mount.
+  int64_t private_uid = -1;
 };
 
 class ControlHandler {
@@ -49,6 +54,8 @@ class ControlHandler {
   Status CheckServers(const Request& req, Reply* rep);
   Status SetCacheSize(const Caller& c, const Request& req, Reply* rep);
   Status CellStatus(const Request& req, Reply* rep);
+  Status KeyUnlock(const Caller& c, const Request& req, Reply* rep);
+  Status KeyStatus(Reply* rep);
   void ListCells(Reply* rep);
   void FillCell(const HekaFs::KnownCell& cell, ::heka::cachemgr::CellInfo* out) const;
 

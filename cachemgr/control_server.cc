@@ -1,6 +1,7 @@
 #include "cachemgr/control_server.h"
 
 #include <spdlog/spdlog.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -136,6 +137,8 @@ void ControlServer::Serve(int fd) {
         break;
       }
       cpb::ControlReply rep = handler_(caller, req);
+      // KEY_UNLOCK: the cell key lives on only in the KeyStore's locked memory.
+      if (!req.key().empty()) ::explicit_bzero(req.mutable_key()->data(), req.key().size());
       if (!WriteFrame(fd, rep).ok()) break;
     }
   }

@@ -1,5 +1,6 @@
 #include "cachemgr/control_wire.h"
 
+#include <string.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -7,6 +8,12 @@
 
 namespace heka::cm {
 namespace {
+
+// Frames may carry a cell key (KEY_UNLOCK): their buffers are wiped before they are freed.
+struct WipedBuffer {
+  std::string bytes;
+  ~WipedBuffer() { ::explicit_bzero(bytes.data(), bytes.size()); }
+};
 
 // Reads exactly `n` bytes; `got` says how many arrived before an end of stream.
 Status ReadFull(int fd, char* buf, size_t n, size_t* got) {
@@ -24,14 +31,19 @@ Status ReadFull(int fd, char* buf, size_t n, size_t* got) {
 }  // namespace
 
 Status WriteFrame(int fd, const google::protobuf::MessageLite& message) {
-  std::string body;
-  if (!message.SerializeToString(&body) || body.size() > kMaxControlFrame) {
-    return Error(Code::kInternal, "control message too large");
+  size_t size = message.ByteSizeLong();
+  if (size > kMaxControlFrame) return Error(Code::kInternal, "control message too large");
+  uint32_t n = static_cast<uint32_t>(size);
+  WipedBuffer buffer;
+  std::string& frame = buffer.bytes;
+  frame.resize(4 + size);
+  frame[0] = static_cast<char>(n >> 24);
+  frame[1] = static_cast<char>(n >> 16);
+  frame[2] = static_cast<char>(n >> 8);
+  frame[3] = static_cast<char>(n);
+  if (!message.SerializeToArray(frame.data() + 4, static_cast<int>(size))) {
+    return Error(Code::kInternal, "control message cannot be serialised");
   }
-  uint32_t n = static_cast<uint32_t>(body.size());
-  std::string frame = {static_cast<char>(n >> 24), static_cast<char>(n >> 16),
-                       static_cast<char>(n >> 8), static_cast<char>(n)};
-  frame += body;
   for (size_t done = 0; done < frame.size();) {
     ssize_t w = ::write(fd, frame.data() + done, frame.size() - done);
     if (w < 0 && errno == EINTR) continue;
@@ -54,7 +66,9 @@ Status ReadFrame(int fd, google::protobuf::MessageLite* message) {
   uint32_t n = (uint32_t{head[0]} << 24) | (uint32_t{head[1]} << 16) | (uint32_t{head[2]} << 8) |
                uint32_t{head[3]};
   if (n > kMaxControlFrame) return Error(Code::kProtocolError, "control frame too large");
-  std::string body(n, '\0');
+  WipedBuffer buffer;
+  std::string& body = buffer.bytes;
+  body.assign(n, '\0');
   s = ReadFull(fd, body.data(), n, &got);
   if (!s.ok()) {
     return s.code() == Code::kConnectionClosed ? Error(Code::kProtocolError, "truncated control frame")

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <thread>
 
 namespace heka::cm {
@@ -259,6 +260,14 @@ Result<HekaFs::Server> HekaFs::ServerOf(const std::string& cell, uint64_t volume
   for (const db::FileServer& s : servers->servers()) {
     if (s.uuid() != uuid || s.addresses_size() == 0) continue;
     Server out{s.addresses(0), s.principal()};
+    out.encrypted = v->volume().encrypted();
+    if (out.encrypted) {
+      if (v->volume().key_fingerprint().size() != out.fingerprint.size()) {
+        return Error(Code::kIoError, "the VLDB entry of encrypted volume " + std::to_string(volume) +
+                                         " has no valid key fingerprint");
+      }
+      std::memcpy(out.fingerprint.data(), v->volume().key_fingerprint().data(), out.fingerprint.size());
+    }
     std::lock_guard lock(mu_);
     servers_[{cell, volume}] = out;
     return out;
@@ -279,6 +288,7 @@ Result<Rep> HekaFs::Call(const Who& who, const std::string& cell, uint64_t volum
   if (!r.ok() && r.status().code() == Code::kUnavailable && Idempotent(method)) {
     r = client->CallSync<Rep>(kFile + method, req);
   }
+  if (r.ok() && server->encrypted) PlainSizes(&*r);
   if (!r.ok() && !who.ccache.empty()) {
     switch (r.status().code()) {
       case Code::kCredentialsExpired:
@@ -612,9 +622,11 @@ Result<pb::Fid> HekaFs::LookupFid(const Who& who, uint64_t parent, const std::st
   }
   auto dir = FidOf(parent);
   if (!dir.ok()) return dir.status();
+  auto wire = WireName(who, parent, name);
+  if (!wire.ok()) return wire.status();
   pb::LookupRequest req;
   *req.mutable_dir() = *dir;
-  req.set_name(name);
+  req.set_name(*wire);
   uint64_t breaks = breaks_.load();
   auto r = Call<pb::LookupReply>(who, dir->cell(), dir->volume(), "Lookup", req);
   if (!r.ok()) return r.status();
@@ -732,6 +744,19 @@ Result<std::map<std::string, pb::Fid>> HekaFs::ListAs(const Who& who, uint64_t i
   if (!fid.ok()) return fid.status();
   std::map<std::string, pb::Fid> listing;
   std::string after;
+  auto encrypted = Encrypted(fid->cell(), fid->volume());
+  if (!encrypted.ok()) return encrypted.status();
+  std::shared_ptr<const crypto::CellKey> key;
+  crypto::Id dir_id{};
+  if (*encrypted) {
+    auto k = VolumeKey(fid->cell(), fid->volume());
+    if (!k.ok()) return k.status();
+    key = *k;
+    auto id = DirId(*dir);
+    if (!id.ok()) return id.status();
+    dir_id = *id;
+  }
+  uint64_t undecryptable = 0;
   for (;;) {
     pb::ListDirRequest req;
     *req.mutable_dir() = *fid;
@@ -739,9 +764,27 @@ Result<std::map<std::string, pb::Fid>> HekaFs::ListAs(const Who& who, uint64_t i
     req.set_limit(4096);
     auto r = Call<pb::ListDirReply>(who, fid->cell(), fid->volume(), "ListDir", req);
     if (!r.ok()) return r.status();
-    for (const auto& e : r->entries()) listing[e.name()] = e.fid();
+    for (const auto& e : r->entries()) {
+      if (!key) {
+        listing[e.name()] = e.fid();
+        continue;
+      }
+      auto name = crypto::OpenName(*key, dir_id, e.name());
+      if (name.ok() && !name->empty() && name->size() <= 255 &&
+          name->find_first_of(std::string_view("/\0", 2)) == std::string::npos && *name != "." &&
+          *name != "..") {
+        listing[*name] = e.fid();
+      } else {
+        ++undecryptable;
+      }
+    }
     if (r->entries_size() > 0) after = r->entries(r->entries_size() - 1).name();
     if (r->done()) break;
+  }
+  if (undecryptable > 0) {
+    spdlog::warn("directory {}.{}.{} of cell {}: {} names do not decrypt with the cell key "
+                 "(damaged or tampered on the server): left out of the listing",
+                 fid->volume(), fid->vnode(), fid->uniq(), fid->cell(), undecryptable);
   }
   std::lock_guard lock(mu_);
   auto it = nodes_.find(ino);
@@ -873,6 +916,36 @@ Result<std::string> HekaFs::ReadLinkAs(const Who& who, uint64_t ino) {
   auto st = StatusOf(who, ino);
   if (!st.ok()) return st.status();
   if (st->type() != pb::SYMLINK) return Error(Code::kInvalidArgument, "not a symlink");
+  auto raw = RawLinkTarget(who, ino, *st);
+  if (!raw.ok()) return raw.status();
+  auto encrypted = Encrypted(st->fid().cell(), st->fid().volume());
+  if (!encrypted.ok()) return encrypted.status();
+  auto attr = crypto::DecodeAttr(st->client_attr());
+  if (!*encrypted) {
+    if (attr.ok() && *attr) return DowngradeRefused(st->fid());
+    return raw;
+  }
+  if (!attr.ok()) return attr.status();
+  if (!*attr) {
+    // Mount points carry no attribute and a plain target; nothing else may.
+    bool mount_point = (st->mode() & 07777) == kMountPointMode && !raw->empty() &&
+                       ((*raw)[0] == '#' || (*raw)[0] == '%');
+    if (mount_point) return raw;
+    return Error(Code::kIoError, "a symlink of an encrypted volume without its attribute");
+  }
+  if ((*attr)->kind != crypto::Kind::kSymlink) return Error(Code::kIoError, "not a symlink's attribute");
+  auto key = VolumeKey(st->fid().cell(), st->fid().volume());
+  if (!key.ok()) return key.status();
+  auto target = crypto::OpenTarget(**key, (*attr)->id, *raw);
+  if (!target.ok()) {
+    spdlog::warn("symlink {}.{}.{} of cell {}: {}", st->fid().volume(), st->fid().vnode(),
+                 st->fid().uniq(), st->fid().cell(), target.status().message());
+  }
+  return target;
+}
+
+Result<std::string> HekaFs::RawLinkTarget(const Who& who, uint64_t ino, const pb::FileStatus& status) {
+  const pb::FileStatus* st = &status;
   {
     std::lock_guard lock(mu_);
     auto it = nodes_.find(ino);
@@ -961,10 +1034,15 @@ Result<EntryOut> HekaFs::MkDir(const Caller& c, uint64_t parent, const std::stri
   Who who = WhoIs(c);
   auto dir = FidOf(parent);
   if (!dir.ok()) return dir.status();
+  auto wire = WireName(who, parent, name);
+  if (!wire.ok()) return wire.status();
+  auto fresh = NewVnodeIn(*dir, pb::DIRECTORY, nullptr, mode);
+  if (!fresh.ok()) return fresh.status();
   pb::CreateRequest req;
   *req.mutable_dir() = *dir;
-  req.set_name(name);
+  req.set_name(*wire);
   req.set_mode(mode & 07777);
+  req.set_client_attr(fresh->client_attr);
   auto r = Call<pb::CreateReply>(who, dir->cell(), dir->volume(), "MakeDir", req);
   if (!r.ok()) return r.status();
   auto e = Created(who, parent, name, *r);
@@ -984,11 +1062,17 @@ Result<EntryOut> HekaFs::MakeSymlink(const Who& who, uint64_t parent, const std:
                                      const std::string& target, mode_t mode) {
   auto dir = FidOf(parent);
   if (!dir.ok()) return dir.status();
+  auto wire = WireName(who, parent, name);
+  if (!wire.ok()) return wire.status();
+  std::string stored_target = target;
+  auto fresh = NewVnodeIn(*dir, pb::SYMLINK, &stored_target, mode);
+  if (!fresh.ok()) return fresh.status();
   pb::CreateRequest req;
   *req.mutable_dir() = *dir;
-  req.set_name(name);
-  req.set_target(target);
+  req.set_name(*wire);
+  req.set_target(stored_target);
   req.set_mode(mode & 07777);
+  req.set_client_attr(fresh->client_attr);
   auto r = Call<pb::CreateReply>(who, dir->cell(), dir->volume(), "Symlink", req);
   if (!r.ok()) return r.status();
   return Created(who, parent, name, *r);
@@ -1001,9 +1085,11 @@ Result<EntryOut> HekaFs::Link(const Caller& c, uint64_t ino, uint64_t parent,
   auto target = FidOf(ino);
   if (!dir.ok()) return dir.status();
   if (!target.ok()) return target.status();
+  auto wire = WireName(who, parent, name);
+  if (!wire.ok()) return wire.status();
   pb::LinkRequest req;
   *req.mutable_dir() = *dir;
-  req.set_name(name);
+  req.set_name(*wire);
   *req.mutable_target() = *target;
   auto r = Call<pb::CreateReply>(who, dir->cell(), dir->volume(), "Link", req);
   if (!r.ok()) return r.status();
@@ -1018,9 +1104,11 @@ Status HekaFs::RemoveEntry(const Caller& c, uint64_t parent, const std::string& 
   auto dir = FidOf(parent);
   if (!dir.ok()) return dir.status();
   auto victim = LookupFid(who, parent, name);
+  auto wire = WireName(who, parent, name);
+  if (!wire.ok()) return wire.status();
   pb::RemoveRequest req;
   *req.mutable_dir() = *dir;
-  req.set_name(name);
+  req.set_name(*wire);
   auto r = Call<pb::RemoveReply>(who, dir->cell(), dir->volume(), method, req);
   if (!r.ok()) return r.status();
   if (victim.ok()) Forget(*victim);
@@ -1045,11 +1133,15 @@ Status HekaFs::Rename(const Caller& c, uint64_t parent, const std::string& name,
   if (!dst.ok()) return dst.status();
   auto moving = LookupFid(who, parent, name);
   auto replaced = LookupFid(who, new_parent, new_name);
+  auto src_wire = WireName(who, parent, name);
+  if (!src_wire.ok()) return src_wire.status();
+  auto dst_wire = WireName(who, new_parent, new_name);
+  if (!dst_wire.ok()) return dst_wire.status();
   pb::RenameRequest req;
   *req.mutable_src_dir() = *src;
-  req.set_src_name(name);
+  req.set_src_name(*src_wire);
   *req.mutable_dst_dir() = *dst;
-  req.set_dst_name(new_name);
+  req.set_dst_name(*dst_wire);
   auto r = Call<pb::RenameReply>(who, src->cell(), src->volume(), "Rename", req);
   if (!r.ok()) return r.status();
   if (moving.ok()) Forget(*moving);  // its parent changed
@@ -1084,12 +1176,24 @@ Result<AttrOut> HekaFs::SetAttr(const Caller& c, uint64_t ino, const SetAttrIn& 
   }
   auto fid = FidOf(ino);
   if (!fid.ok()) return fid.status();
-  pb::SetAttrRequest req;
-  *req.mutable_fid() = *fid;
-  if (in.mode) req.set_mode(*in.mode & 07777);
-  if (in.size) req.set_size(*in.size);
-  if (in.mtime_ns) req.set_mtime_ns(*in.mtime_ns);
-  auto r = Call<pb::SetAttrReply>(who, fid->cell(), fid->volume(), "SetAttr", req);
+  auto encrypted = Encrypted(fid->cell(), fid->volume());
+  if (!encrypted.ok()) return encrypted.status();
+  Result<pb::SetAttrReply> r = Error(Code::kInternal, "no change");
+  if (in.size && *encrypted) {
+    // Sealed blocks cannot be cut by the server: the last one is sealed again (a store).
+    auto st = TruncateEncrypted(who, ino, *in.size);
+    if (!st.ok()) return st.status();
+    r = pb::SetAttrReply();
+    *r->mutable_status() = *st;
+  }
+  if (in.mode || in.mtime_ns || (in.size && !*encrypted)) {
+    pb::SetAttrRequest req;
+    *req.mutable_fid() = *fid;
+    if (in.mode) req.set_mode(*in.mode & 07777);
+    if (in.size && !*encrypted) req.set_size(*in.size);
+    if (in.mtime_ns) req.set_mtime_ns(*in.mtime_ns);
+    r = Call<pb::SetAttrReply>(who, fid->cell(), fid->volume(), "SetAttr", req);
+  }
   if (!r.ok()) return r.status();
   {
     std::lock_guard lock(mu_);
@@ -1106,7 +1210,7 @@ Result<AttrOut> HekaFs::SetAttr(const Caller& c, uint64_t ino, const SetAttrIn& 
     // The truncation made a new version: every open handle reads (and writes onto) that one.
     for (const auto& h : HandlesOf(ino)) {
       std::lock_guard hl(h->mu);
-      h->size = *in.size;
+      h->size = h->base_size = *in.size;
       h->version = r->status().data_version();
       h->memo.reset();
       h->served = false;
@@ -1224,8 +1328,9 @@ Result<uint64_t> HekaFs::Open(const Caller& c, uint64_t ino, int flags) {
   h->who = who;
   h->writable = writable;
   h->readable = acc != O_WRONLY;
-  h->size = st->size();
+  h->size = h->base_size = st->size();
   h->version = st->data_version();
+  if (Status s = SetUpCipher(*h, *st); !s.ok()) return s;
   if (writable && (flags & O_TRUNC)) {
     h->truncated = true;
     h->size = 0;
@@ -1243,7 +1348,7 @@ Result<uint64_t> HekaFs::Open(const Caller& c, uint64_t ino, int flags) {
       auto now = StatusOf(who, ino);
       if (!now.ok()) return now.status();
       h->version = now->data_version();
-      h->size = now->size();
+      h->size = h->base_size = now->size();
     }
   }
   std::lock_guard lock(mu_);
@@ -1258,10 +1363,16 @@ Result<std::pair<EntryOut, uint64_t>> HekaFs::Create(const Caller& c, uint64_t p
   Who who = WhoIs(c);
   auto dir = FidOf(parent);
   if (!dir.ok()) return dir.status();
+  auto wire = WireName(who, parent, name);
+  if (!wire.ok()) return wire.status();
+  auto fresh = NewVnodeIn(*dir, pb::FILE, nullptr, mode);
+  if (!fresh.ok()) return fresh.status();
   pb::CreateRequest req;
   *req.mutable_dir() = *dir;
-  req.set_name(name);
+  req.set_name(*wire);
   req.set_mode(mode & 07777);
+  req.set_client_attr(fresh->client_attr);
+  req.set_data(fresh->data);
   auto r = Call<pb::CreateReply>(who, dir->cell(), dir->volume(), "CreateFile", req);
   if (!r.ok()) return r.status();
   auto created = Created(who, parent, name, *r);
@@ -1274,6 +1385,8 @@ Result<std::pair<EntryOut, uint64_t>> HekaFs::Create(const Caller& c, uint64_t p
   h->readable = (flags & O_ACCMODE) != O_WRONLY;
   h->who = who;
   h->writable = (flags & O_ACCMODE) != O_RDONLY;
+  h->size = h->base_size = r->status().size();
+  if (Status s = SetUpCipher(*h, r->status()); !s.ok()) return s;
   std::lock_guard lock(mu_);
   uint64_t fh = next_fh_++;
   handles_[fh] = h;
@@ -1288,6 +1401,11 @@ Result<std::shared_ptr<const std::string>> HekaFs::ChunkFor(const Who& who, Hand
   if (h.readable) {
     if (h.memo && h.memo_index == index && h.memo_version == h.version) return h.memo;
     if (auto chunk = chunk_cache_->Get(FileKeyOf(h.fid), h.version, index)) {
+      if (h.cipher) {
+        auto plain = OpenChunk(h, index, *chunk, h.base_size);
+        if (!plain.ok()) return plain.status();
+        *chunk = std::move(*plain);
+      }
       h.memo = std::make_shared<const std::string>(std::move(*chunk));
       h.memo_index = index;
       h.memo_version = h.version;
@@ -1297,8 +1415,7 @@ Result<std::shared_ptr<const std::string>> HekaFs::ChunkFor(const Who& who, Hand
   }
   pb::FetchDataRequest req;
   *req.mutable_fid() = h.fid;
-  req.set_offset(index * chunk_size_);
-  req.set_length(chunk_size_);
+  SetChunkRange(h.cipher != nullptr, index, &req);
   uint64_t breaks = breaks_.load();
   auto r = Call<pb::FetchDataReply>(who, h.fid.cell(), h.fid.volume(), "FetchData", req);
   if (!r.ok()) return r.status();
@@ -1315,6 +1432,7 @@ Result<std::shared_ptr<const std::string>> HekaFs::ChunkFor(const Who& who, Hand
                                     "): open it again");
     }
     h.version = r->status().data_version();  // nothing read yet: read the new one
+    h.base_size = r->status().size();
   }
   h.served = true;
   bool keep = false;
@@ -1326,6 +1444,11 @@ Result<std::shared_ptr<const std::string>> HekaFs::ChunkFor(const Who& who, Hand
   }
   if (keep) chunk_cache_->Put(FileKeyOf(h.fid), r->status().data_version(), index, r->data());
   if (!h.Pending()) h.size = r->status().size();
+  if (h.cipher) {
+    auto plain = OpenChunk(h, index, r->data(), r->status().size());
+    if (!plain.ok()) return plain.status();
+    *r->mutable_data() = std::move(*plain);
+  }
   h.memo = std::make_shared<const std::string>(std::move(*r->mutable_data()));
   h.memo_index = index;
   h.memo_version = r->status().data_version();
@@ -1371,7 +1494,7 @@ void HekaFs::Repin(Handle& h) {
   // Moving on needs the right to read what it moves to, confirmed for this caller.
   if (!st.ok() || st->data_version() == h.version || !(st->caller_rights() & kR)) return;
   h.version = st->data_version();
-  h.size = st->size();
+  h.size = h.base_size = st->size();
   h.served = false;
   h.memo.reset();
 }
@@ -1379,7 +1502,7 @@ void HekaFs::Repin(Handle& h) {
 Result<bool> HekaFs::Prefetch(Handle& h) {
   FileKey key = FileKeyOf(h.fid);
   std::vector<uint64_t> missing;
-  for (uint64_t i = 0; i * chunk_size_ < h.size; ++i) {
+  for (uint64_t i = 0; i * chunk_size_ < h.size || (i == 0 && h.cipher); ++i) {
     if (!chunk_cache_->Contains(key, h.version, i)) missing.push_back(i);
   }
   if (missing.empty()) return true;
@@ -1395,8 +1518,7 @@ Result<bool> HekaFs::Prefetch(Handle& h) {
       }
       pb::FetchDataRequest req;
       *req.mutable_fid() = h.fid;
-      req.set_offset(missing[k] * chunk_size_);
-      req.set_length(chunk_size_);
+      SetChunkRange(h.cipher != nullptr, missing[k], &req);
       auto r = Call<pb::FetchDataReply>(h.who, h.fid.cell(), h.fid.volume(), "FetchData", req);
       if (!r.ok()) {
         std::lock_guard lock(failed_mu);
@@ -1500,6 +1622,11 @@ Result<size_t> HekaFs::Write(uint64_t fh, uint64_t offset, const char* data, siz
 
 Status HekaFs::StoreDirty(Handle& h) {
   if (!h.Pending()) return Status::Ok();
+  if (h.cipher) {
+    if (Status s = AddResealedChunks(h); !s.ok()) return s;
+  }
+  // Encrypted: chunk 0 holds the header, so an empty file has it too.
+  const uint64_t last_chunk = h.size == 0 ? 0 : (h.size - 1) / chunk_size_;
   pb::BeginStoreRequest begin;
   *begin.mutable_fid() = h.fid;
   auto b = Call<pb::BeginStoreReply>(h.who, h.fid.cell(), h.fid.volume(), "BeginStore", begin);
@@ -1529,14 +1656,20 @@ Status HekaFs::StoreDirty(Handle& h) {
   }
   std::vector<std::pair<uint64_t, const std::string*>> sends;
   for (const auto& [index, chunk] : chunks) {
-    if (index * chunk_size_ < h.size) sends.emplace_back(index, chunk);
+    if (index * chunk_size_ < h.size || (h.cipher && index <= last_chunk)) {
+      sends.emplace_back(index, chunk);
+    }
   }
+  std::vector<std::string> sealed(h.cipher ? sends.size() : 0);  // encrypted: for the cache
   // Several chunks in flight at once, all inside the one store transaction: nobody sees any
   // of them before the commit, in whatever order they arrive.
   std::atomic<size_t> next{0};
   std::mutex failed_mu;
   Status failed;
   auto send = [&] {
+    // A cipher per sender: sealing runs in parallel like the sending.
+    std::unique_ptr<crypto::FileCipher> cipher;
+    if (h.cipher) cipher = std::make_unique<crypto::FileCipher>(*h.key, h.file_id);
     for (size_t k; (k = next++) < sends.size();) {
       {
         std::lock_guard lock(failed_mu);
@@ -1545,11 +1678,17 @@ Status HekaFs::StoreDirty(Handle& h) {
       if (options_.test_hook) options_.test_hook("store", k + 1);
       uint64_t start = sends[k].first * chunk_size_;
       std::string bytes = *sends[k].second;
-      bytes.resize(std::min<uint64_t>(chunk_size_, h.size - start), '\0');
+      bytes.resize(std::min<uint64_t>(chunk_size_, h.size - std::min(h.size, start)), '\0');
       pb::StoreDataRequest put;
       put.set_store_id(b->store_id());
       put.set_offset(start);
-      put.set_data(std::move(bytes));
+      if (cipher) {
+        sealed[k] = cipher->SealChunk(sends[k].first, chunk_size_, bytes, h.size);
+        put.set_offset(crypto::FileCipher::ChunkBegin(sends[k].first, chunk_size_));
+        put.set_data(sealed[k]);
+      } else {
+        put.set_data(std::move(bytes));
+      }
       auto p = Call<pb::StoreDataReply>(h.who, h.fid.cell(), h.fid.volume(), "StoreData", put);
       if (!p.ok()) {
         std::lock_guard lock(failed_mu);
@@ -1571,7 +1710,7 @@ Status HekaFs::StoreDirty(Handle& h) {
   std::vector<PendingPut> written;  // into the cache, off the close path
   pb::CommitStoreRequest commit;
   commit.set_store_id(b->store_id());
-  commit.set_size(h.size);
+  commit.set_size(h.cipher ? crypto::CipherSize(h.size) : h.size);
   auto done = Call<pb::CommitStoreReply>(h.who, h.fid.cell(), h.fid.volume(), "CommitStore", commit);
   if (!done.ok()) return done.status();
   {
@@ -1597,7 +1736,11 @@ Status HekaFs::StoreDirty(Handle& h) {
       } else {
         chunk_cache_->Drop(file);
       }
-      if (new_dv == base_dv + 1) {  // the version is ours alone: what we wrote is its content
+      if (new_dv == base_dv + 1 && h.cipher) {  // the cache holds what the server does
+        for (size_t k = 0; k < sends.size(); ++k) {
+          written.push_back(PendingPut{file, new_dv, sends[k].first, std::move(sealed[k])});
+        }
+      } else if (new_dv == base_dv + 1) {  // the version is ours alone: what we wrote is its content
         for (auto& [index, bytes] : h.dirty) {
           uint64_t start = index * chunk_size_;
           if (start >= h.size) continue;
@@ -1613,6 +1756,7 @@ Status HekaFs::StoreDirty(Handle& h) {
   h.dirty.clear();
   h.truncated = false;
   h.version = done->status().data_version();
+  h.base_size = h.size;
   {
     std::lock_guard lock(mu_);
     auto it = nodes_.find(h.ino);

@@ -42,6 +42,7 @@
 #include "cachemgr/chunk_cache.h"
 #include "cachemgr/config.h"
 #include "cachemgr/creds.h"
+#include "cachemgr/crypto/crypto.h"
 #include "dbserver/client/db_client.h"
 #include "fileserver/client/file_client.h"
 #include "rpc/runtime.h"
@@ -49,6 +50,7 @@
 namespace heka::cm {
 
 namespace pb = ::heka::fileserver;
+class KeyStore;
 
 struct Caller {
   uid_t uid = 0;
@@ -93,6 +95,8 @@ struct HekaFsOptions {
   std::string client_uuid;                 // this cache manager's UUID
   // Where file data is cached; default: a MemoryChunkCache of config->cache_bytes.
   std::shared_ptr<ChunkCache> chunk_cache;
+  // The cell keys of encrypted volumes (key_store.h); none: encrypted volumes give EACCES.
+  KeyStore* keys = nullptr;
   // Crash tests: called before each StoreData of a store ("store", 1-based count) and before
   // its CommitStore ("commit", 1).
   std::function<void(const char* step, uint64_t n)> test_hook;
@@ -263,9 +267,52 @@ class HekaFs {
   struct Server {
     std::string address;
     std::string principal;
+    // From the VLDB: the volume is encrypted (docs/formats/encryption.md) with the cell key
+    // of this fingerprint.
+    bool encrypted = false;
+    crypto::KeyId fingerprint{};
   };
 
   Who WhoIs(const Caller& c);
+
+  // ---- Encrypted volumes (heka_fs_crypto.cc) ----
+  // Whether `cell`'s `volume` is encrypted (the VLDB says so).
+  Result<bool> Encrypted(const std::string& cell, uint64_t volume);
+  // The cell key for `cell`'s encrypted `volume`: EACCES (and one log line) when this client
+  // has none, or one with another fingerprint than the VLDB names.
+  Result<std::shared_ptr<const crypto::CellKey>> VolumeKey(const std::string& cell,
+                                                           uint64_t volume);
+  // The name `name` in directory `dir` as the server stores it: itself, or sealed with the
+  // directory's name key in an encrypted volume.
+  Result<std::string> WireName(const Who& who, uint64_t dir, const std::string& name);
+  // The directory's ID in an encrypted volume (from its status's client attribute).
+  Result<crypto::Id> DirId(const pb::FileStatus& dir);
+  // What a new vnode of `type` in `dir`'s volume carries: its client attribute, and for a
+  // symlink its sealed target (`target` in, sealed out); for a file, its first content.
+  struct NewVnode {
+    std::string client_attr;
+    std::string data;
+  };
+  Result<NewVnode> NewVnodeIn(const pb::Fid& dir, pb::FileType type, std::string* target,
+                              mode_t mode);
+  // Statuses in a reply from an encrypted volume: stored sizes become plaintext sizes.
+  static void PlainSizes(google::protobuf::Message* reply);
+  // Readies `h` (of an encrypted file) for a store: every chunk whose sealed bytes change
+  // (a new last block, blocks past the old end) is put among its dirty chunks.
+  Status AddResealedChunks(Handle& h);
+  // The handle's cipher, made at open (encrypted volumes only).
+  Status SetUpCipher(Handle& h, const pb::FileStatus& st);
+  // FetchData of chunk `index`: plaintext offsets, or where its sealed bytes are.
+  void SetChunkRange(bool encrypted, uint64_t index, pb::FetchDataRequest* req) const;
+  // The plaintext of chunk `index` of h's file from its sealed bytes (EIO and a log line
+  // when they do not authenticate). REQUIRES: h.mu held.
+  Result<std::string> OpenChunk(Handle& h, uint64_t index, const std::string& sealed,
+                                uint64_t plain_size);
+  // Truncates an encrypted file to `size` (a store transaction); returns its new status.
+  Result<pb::FileStatus> TruncateEncrypted(const Who& who, uint64_t ino, uint64_t size);
+  // One log line per distinct problem with keys (mu_ not held).
+  void LogKeyProblem(const std::string& line);
+  std::set<std::string> key_problems_logged_;  // mu_
   // File-server calls for `who` on `cell`'s volume `volume`.
   template <typename Rep, typename Req>
   Result<Rep> Call(const Who& who, const std::string& cell, uint64_t volume,
@@ -278,6 +325,10 @@ class HekaFs {
   // The id of volume `name` of `cell` (VLDB, as the machine; remembered).
   Result<uint64_t> VolumeByName(const std::string& cell, const std::string& name);
   Result<std::string> ReadLinkAs(const Who& who, uint64_t ino);
+  // The target as the server stores it (sealed in encrypted volumes).
+  Result<std::string> RawLinkTarget(const Who& who, uint64_t ino, const pb::FileStatus& st);
+  // An unencrypted volume holding an encrypted vnode: the VLDB entry was changed (EIO).
+  Status DowngradeRefused(const pb::Fid& fid);
   // If `st` is a mount point: the fid of the root directory of the volume it leads to.
   std::optional<pb::Fid> MountRootOf(const Who& who, uint64_t ino, const pb::FileStatus& st);
   Result<EntryOut> MakeSymlink(const Who& who, uint64_t parent, const std::string& name,

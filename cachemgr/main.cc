@@ -23,6 +23,7 @@
 #include "cachemgr/disk_chunk_cache.h"
 #include "cachemgr/errno_map.h"
 #include "cachemgr/heka_fs.h"
+#include "cachemgr/key_store.h"
 #include "util/log.h"
 
 namespace {
@@ -498,6 +499,13 @@ int Run(const std::string& config_path, const std::string& mountpoint, bool daem
     return 1;
   }
 
+  // Cell keys: raw key files are read when first needed; protected ones wait for
+  // `heka key unlock`. Never written to disk by this process.
+  KeyStoreOptions ko;
+  ko.key_dir = config->key_dir;
+  ko.key_files = config->key_files;
+  KeyStore key_store(ko);
+
   HekaFsOptions fo;
   fo.config = &*config;
   fo.runtime = &runtime;
@@ -506,6 +514,7 @@ int Run(const std::string& config_path, const std::string& mountpoint, bool daem
   fo.client_uuid = ClientUuid(config->state_dir);
   fo.chunk_cache = chunk_cache;
   fo.test_hook = CrashHook();
+  fo.keys = &key_store;  // HekaFsOptions::keys
   auto fs = std::make_unique<HekaFs>(fo);
   g_fs = fs.get();
   fs->StartRevalidation();
@@ -526,6 +535,8 @@ int Run(const std::string& config_path, const std::string& mountpoint, bool daem
   co.runtime = &runtime;
   co.db_members = *members;
   co.machine_db = &db;
+  co.keys = &key_store;
+  co.private_uid = g_private_uid;
   ControlHandler handler(co);
   ControlServer control(config->control_socket,
                         [&handler](const Caller& c, const ::heka::cachemgr::ControlRequest& req) {

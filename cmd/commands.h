@@ -62,6 +62,15 @@ int FsMkMount(int argc, char** argv);
 int FsLsMount(int argc, char** argv);
 int FsRmMount(int argc, char** argv);
 
+// key: cell keys of encrypted volumes, in key files and in the cache manager (key.cc).
+int KeyInit(int argc, char** argv);
+int KeyWrap(int argc, char** argv);
+int KeyUnlock(int argc, char** argv);
+int KeyFingerprint(int argc, char** argv);
+int KeyEscrowExport(int argc, char** argv);
+int KeyImport(int argc, char** argv);
+int KeyStatus(int argc, char** argv);
+
 // bos: the supervisor of one machine's servers (bos.cc).
 int BosStatus(int argc, char** argv);
 int BosStart(int argc, char** argv);

@@ -44,10 +44,10 @@ std::string SocketPath(const FsCommand& c) {
 }  // namespace
 
 FsCommand StartFsCommand(std::string name, int argc, char** argv, std::vector<Switch> switches,
-                         std::initializer_list<const char*> required) {
+                         std::initializer_list<const char*> required, bool socket) {
   FsCommand c;
   c.name = std::move(name);
-  switches.push_back({"socket", true,
+  if (socket) switches.push_back({"socket", true,
                       "the cache manager's control socket (default $HEKA_CACHEMGR_SOCKET, "
                       "else /run/heka-cachemgr.sock)"});
   auto sw = Parse(c.name, argc, argv, switches);

@@ -26,8 +26,9 @@ struct FsCommand {
   }
   bool Has(const std::string& key) const { return sw.count(key) > 0; }
 };
+// `socket` false: a command that does not talk to the cache manager (no -socket switch).
 FsCommand StartFsCommand(std::string name, int argc, char** argv, std::vector<Switch> switches,
-                         std::initializer_list<const char*> required);
+                         std::initializer_list<const char*> required, bool socket = true);
 
 // An AFS switch taking several values ("-path a b c", "-acl alice rl bob r"), which getopt
 // cannot parse: TakeList takes "-<name>" (or a prefix of it, or "--<name>") and the values

@@ -66,6 +66,11 @@ struct HekaFs::Handle {
   bool writable = false;
   bool readable = false;
   uint64_t size = 0;                      // the file's size as this handle sees it
+  uint64_t base_size = 0;                 // the size of `version` (plaintext)
+  // Encrypted volumes: the cell key and the file's ID, and a cipher for them (used under mu).
+  std::shared_ptr<const crypto::CellKey> key;
+  crypto::Id file_id{};
+  std::unique_ptr<crypto::FileCipher> cipher;
   // The data version this handle reads: the one it was opened with (or last stored itself).
   // A chunk of another version is never mixed in: a read that would need one fails (ESTALE).
   // Written under `mu`; read without it by other opens of the file (KernelCaching).

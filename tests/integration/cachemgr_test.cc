@@ -13,8 +13,10 @@
 #include <sstream>
 #include <thread>
 
+#include "cachemgr/crypto/crypto.h"
 #include "dbserver/client/db_client.h"
 #include "fileserver/client/file_client.h"
+#include "tests/support/frame_proxy.h"
 #include "tests/support/fs_cell.h"
 #include "tests/support/process.h"
 #include "tests/support/test_realm.h"
@@ -46,6 +48,8 @@ struct World {
   std::vector<Mount> mounts;
   pb::Fid root;
   int64_t id_bob = 0;
+  // The cell key of acme, in <realm>/keys/acme.key (raw), which both mounts use.
+  std::shared_ptr<const crypto::CellKey> key;
 
   ~World() {
     for (Mount& m : mounts) {
@@ -189,11 +193,16 @@ World& TheWorld() {
     EXPECT_TRUE(WaitFor(
         [&] { return admin->CallSync<pb::StoreAclReply>("heka.fileserver.File.StoreAcl", acl).ok(); },
         seconds(10)));
+    std::filesystem::create_directories(realm.dir() + "/keys");
+    w->key = crypto::CellKey::Generate();
+    EXPECT_TRUE(crypto::WriteKeyFile(realm.dir() + "/keys/acme.key",
+                                     crypto::RawKeyFile("acme", *w->key), false).ok());
     for (int i = 1; i <= 2; ++i) {
       std::string host = "heka/client" + std::to_string(i);
       auto kt = realm.AddService(realm.Principal(host));
       EXPECT_TRUE(kt.ok());
-      w->mounts.push_back(StartMount(*w, "client" + std::to_string(i), *kt, realm.Principal(host)));
+      w->mounts.push_back(StartMount(*w, "client" + std::to_string(i), *kt, realm.Principal(host),
+                                     "key_dir = \"" + realm.dir() + "/keys\"\n"));
     }
     return w;
   }();
@@ -290,8 +299,6 @@ TEST(CacheManagerTest, RealProgramsWork) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 
-}  // namespace
-}  // namespace heka::cm
 
 namespace heka::cm {
 namespace {
@@ -1047,6 +1054,349 @@ TEST(CacheManagerBigTest, ReadersSeeTheWholeOldOrTheWholeNewContentOfA200MiBRewr
   std::cout << "readers: " << seen_a << " x old, " << seen_b << " x new\n";
   for (const char* v : {"a", "b", "c"}) std::filesystem::remove(local + v);
   (void)Sh("alice", "rm -f " + A("big.bin"));
+}
+
+}  // namespace
+}  // namespace heka::cm
+
+// ---- Encrypted volumes (issue 7, docs/formats/encryption.md) --------------------------------
+
+namespace enc {
+
+std::string RandomHex(size_t bytes) {
+  crypto::Id id = crypto::RandomId();
+  return crypto::Hex(id.data(), std::min(bytes, id.size()));
+}
+
+std::string SocketOf(const Mount& m) { return m.config.substr(0, m.config.size() - 5) + "/control.sock"; }
+
+testing::ProcessResult Heka(const std::vector<std::string>& args,
+                            const std::map<std::string, std::string>& env = {}) {
+  std::vector<std::string> argv = {testing::BinDir() + "/heka"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return testing::RunProcess(argv, env, seconds(60));
+}
+
+// A volume `name` of acme, encrypted with the world's key (or `fingerprint_of`'s), with its
+// mount point /acme/<name> and every authenticated user allowed rlidwk, as `heka vos create
+// -encrypt` and `heka fs mkmount` would leave it.
+void MakeEncryptedVolume(const std::string& name) {
+  World& w = TheWorld();
+  db::Command vol;
+  db::Volume* v = vol.mutable_create_volume()->mutable_volume();
+  v->set_name(name);
+  v->set_cell("acme");
+  v->set_encrypted(true);
+  v->set_key_fingerprint(std::string(reinterpret_cast<const char*>(w.key->fingerprint().data()),
+                                     w.key->fingerprint().size()));
+  db::VolumeSite* site = v->add_sites();
+  site->set_server_uuid(w.cell->fs_uuid(1));
+  site->set_partition(w.cell->fs_partition(1));
+  auto id = w.runtime.BlockOn(w.db->Write(std::move(vol)));
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  fs::FileClientOptions fo;
+  fo.address = w.cell->fs_address(1);
+  fo.server_principal = w.cell->fs_principal(1);
+  fo.credentials.ccache = "FILE:" + w.cc["admin"];
+  auto admin = fs::FileClient::Create(w.runtime, fo);
+  pb::CreateVolumeRequest cv;
+  cv.set_cell("acme");
+  cv.set_id(static_cast<uint64_t>(id->id()));
+  cv.set_root_client_attr(crypto::EncodeAttr(crypto::Kind::kDirectory, crypto::RandomId()));
+  auto made = admin->CallSync<pb::CreateVolumeReply>("heka.fileserver.VolumeServer.CreateVolume", cv);
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  pb::StoreAclRequest acl;
+  acl.mutable_dir()->set_cell("acme");
+  acl.mutable_dir()->set_volume(cv.id());
+  acl.mutable_dir()->set_vnode(1);
+  acl.mutable_dir()->set_uniq(1);
+  auto* e1 = acl.add_entries();
+  e1->set_principal(kAdmins);
+  e1->set_rights(127);
+  auto* e2 = acl.add_entries();
+  e2->set_principal(kAuthUser);
+  e2->set_rights(1 | 2 | 4 | 8 | 16 | 32);
+  auto stored = admin->CallSync<pb::StoreAclReply>("heka.fileserver.File.StoreAcl", acl);
+  ASSERT_TRUE(stored.ok()) << stored.status().ToString();
+  pb::CreateRequest mp;
+  *mp.mutable_dir() = w.root;
+  mp.set_name(name);
+  mp.set_mode(0644);
+  mp.set_target("#" + name + ".");
+  auto linked = admin->CallSync<pb::CreateReply>("heka.fileserver.File.Symlink", mp);
+  ASSERT_TRUE(linked.ok()) << linked.status().ToString();
+}
+
+// `grep -r` of `dir` for `marker`: the files holding it.
+std::string FilesHolding(const std::string& dir, const std::string& marker) {
+  auto r = testing::RunProcess({"grep", "-r", "-a", "-l", "--exclude-dir=mnt", marker, dir});
+  return r.output;
+}
+
+// What a tree holds, as a user compares two copies: every file's checksum, every link's target.
+std::string Manifest(const std::string& user, const std::string& dir) {
+  auto r = Sh(user, "cd '" + dir + "' && find . -type f -exec sha256sum {} + | sort && "
+                    "find . -type l -printf '%p -> %l\\n' | sort && find . -type d | sort");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return r.output;
+}
+
+// The same changes, on a local directory and through the mount: creates, appends, writes in
+// the middle, truncations down and up (mid-block), renames, links, directories.
+std::string Workload(const std::string& marker) {
+  return "set -e; mkdir -p dir-" + marker + "/sub; "
+         "for i in $(seq 1 200); do echo \"line $i of " + marker + "\"; done > dir-" + marker + "/note-" + marker + ".txt; "
+         "awk 'BEGIN { for (i = 0; i < 30000; i++) print \"" + marker + " row \" i }' > big-" + marker + "; "
+         "echo appended " + marker + " >> big-" + marker + "; "
+         "printf 'MIDDLE-" + marker + "' | dd of=big-" + marker + " bs=1 seek=123457 conv=notrunc status=none; "
+         "cp big-" + marker + " cut; truncate -s 70001 cut; "
+         "cp dir-" + marker + "/note-" + marker + ".txt grown; truncate -s 20000 grown; echo tail >> grown; "
+         "printf '' > empty; "
+         "ln -s /target/of/" + marker + " link-" + marker + "; "
+         "mv cut dir-" + marker + "/sub/cut-renamed; "
+         "dd if=/dev/zero bs=4096 count=3 status=none | tr '\\0' 'z' > exact-blocks; "
+         "echo " + marker + " > gone; rm gone";
+}
+
+}  // namespace enc
+
+// Files, names and symlink targets written through one mount read back through the other,
+// exactly as the same changes on a local disk; none of the marker strings in them is
+// anywhere on the file server's partition, in the DB members' files, in either client's
+// cache directory or in any log. The same marker in an unencrypted volume is found there.
+TEST(EncryptionTest, WhatTheClientsWriteReadsBackAndNoPlaintextLeavesThem) {
+  World& w = TheWorld();
+  enc::MakeEncryptedVolume("secret");
+  std::string marker = "HEKAMARK" + enc::RandomHex(8);
+  std::string local = ::testing::TempDir() + "heka-enc-" + marker;
+  std::filesystem::create_directories(local);
+  auto mine = Sh("alice", "cd '" + local + "' && " + enc::Workload(marker));
+  ASSERT_EQ(mine.exit_code, 0) << mine.output;
+  auto theirs = Sh("alice", "cd '" + A("secret") + "' && " + enc::Workload(marker));
+  ASSERT_EQ(theirs.exit_code, 0) << theirs.output;
+  std::string expected = enc::Manifest("alice", local);
+  EXPECT_EQ(enc::Manifest("bob", B("secret")), expected);
+  EXPECT_EQ(enc::Manifest("alice", A("secret")), expected);
+  EXPECT_EQ(Sh("bob", "ls " + B("secret") + "/dir-" + marker).output, "note-" + marker + ".txt\nsub\n");
+  EXPECT_EQ(Sh("bob", "wc -c < " + B("secret/empty")).output, "0\n");
+
+  // The control: a marker in the unencrypted root volume is found on the server.
+  std::string plain_marker = "HEKAPLAIN" + enc::RandomHex(8);
+  ASSERT_EQ(Sh("alice", "echo " + plain_marker + " > " + A("plain-" + plain_marker)).exit_code, 0);
+  ASSERT_TRUE(WaitFor([&] { return !enc::FilesHolding(w.cell->fs_partition(1), plain_marker).empty(); },
+                      seconds(10)));
+  // Everything of the realm's directory: partitions, DB members, both clients' state and
+  // cache directories, every log; not the mount points themselves (--exclude-dir=mnt).
+  EXPECT_EQ(enc::FilesHolding(SharedRealm().dir(), marker), "");
+
+  // On the wire: a third client reaches the file server through a recording relay (the
+  // server's VLDB registration points at the relay meanwhile), reads everything and writes.
+  std::string address = w.cell->fs_address(1);
+  testing::FrameProxy relay(address.substr(0, address.rfind(':')),
+                            std::stoi(address.substr(address.rfind(':') + 1)));
+  auto reregister = [&](const std::string& to) {
+    db::Command cmd;
+    db::FileServer* server = cmd.mutable_register_server()->mutable_server();
+    server->set_uuid(w.cell->fs_uuid(1));
+    server->add_addresses(to);
+    server->add_partitions(w.cell->fs_partition(1));
+    server->set_principal(w.cell->fs_principal(1));
+    auto r = w.runtime.BlockOn(w.db->Write(std::move(cmd)));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  };
+  reregister(relay.address());
+  auto kt = SharedRealm().AddService(SharedRealm().Principal("heka/client5"));
+  ASSERT_TRUE(kt.ok());
+  w.mounts.push_back(StartMount(w, "client5", *kt, SharedRealm().Principal("heka/client5"),
+                                "key_dir = \"" + SharedRealm().dir() + "/keys\"\n"));
+  std::string via_relay = w.mounts.back().dir + "/acme/secret";
+  EXPECT_EQ(enc::Manifest("alice", via_relay), expected);
+  ASSERT_EQ(Sh("alice", "echo " + marker + " > " + via_relay + "/wire-" + marker).exit_code, 0);
+  reregister(address);
+  EXPECT_GT(relay.recorded().size(), 600000u);  // it did carry the files
+  EXPECT_FALSE(relay.Contains(marker));
+  EXPECT_FALSE(relay.Contains("line 1 of"));
+  std::filesystem::remove_all(local);
+}
+
+namespace enc {
+
+// The files of the server's partition with exactly `size` bytes (chunk objects of one file).
+std::vector<std::string> StoredWithSize(const std::string& partition, uint64_t size) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(partition)) {
+    if (e.is_regular_file() && e.file_size() == size) out.push_back(e.path().string());
+  }
+  return out;
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void WriteAll(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+size_t BlockAt(size_t b) { return crypto::kHeaderBytes + b * crypto::kSealedBlockBytes; }
+
+}  // namespace enc
+
+// Bytes changed on the server's disk, behind its back: a flipped bit, a zeroed block, two
+// blocks swapped, a block from another file. Each read fails with EIO and a log line; an
+// untouched file still reads.
+TEST(EncryptionTest, BytesChangedOnTheServerReadAsIoErrors) {
+  World& w = TheWorld();
+  enc::MakeEncryptedVolume("tamper");
+  // Sizes past the file server's inline limit (64 KiB), so each file is one chunk object.
+  const std::vector<uint64_t> sizes = {300000, 300001, 300002, 300003, 300004};
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    auto r = Sh("alice", "head -c " + std::to_string(sizes[i]) + " /dev/urandom > " +
+                             A("tamper/f" + std::to_string(i)));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  std::vector<std::string> objects;
+  for (uint64_t size : sizes) {
+    auto found = enc::StoredWithSize(w.cell->fs_partition(1), crypto::CipherSize(size));
+    ASSERT_EQ(found.size(), 1u) << "size " << size;
+    objects.push_back(found[0]);
+  }
+  std::string f0 = enc::ReadAll(objects[0]), f1 = enc::ReadAll(objects[1]),
+              f2 = enc::ReadAll(objects[2]), f3 = enc::ReadAll(objects[3]);
+  f0[enc::BlockAt(10) + 50] ^= 0x04;                                    // a flipped bit
+  std::fill_n(f1.begin() + static_cast<long>(enc::BlockAt(5)), crypto::kSealedBlockBytes, '\0');  // zeroed
+  std::string b3 = f2.substr(enc::BlockAt(3), crypto::kSealedBlockBytes);  // swapped in the file
+  f2.replace(enc::BlockAt(3), crypto::kSealedBlockBytes, f2.substr(enc::BlockAt(4), crypto::kSealedBlockBytes));
+  f2.replace(enc::BlockAt(4), crypto::kSealedBlockBytes, b3);
+  f3.replace(enc::BlockAt(7), crypto::kSealedBlockBytes,                // from another file
+             f0.substr(enc::BlockAt(7), crypto::kSealedBlockBytes));
+  enc::WriteAll(objects[0], f0);
+  enc::WriteAll(objects[1], f1);
+  enc::WriteAll(objects[2], f2);
+  enc::WriteAll(objects[3], f3);
+  for (int i = 0; i < 5; ++i) {
+    std::string path = "tamper/f" + std::to_string(i);
+    auto flushed = enc::Heka({"fs", "flush", "-path", A(path), "-socket", enc::SocketOf(w.mounts[0])},
+                             {{"KRB5CCNAME", "FILE:" + w.cc["alice"]}});
+    ASSERT_EQ(flushed.exit_code, 0) << flushed.output;
+    for (const std::string& p : {A(path), B(path)}) {
+      auto r = Sh("alice", "cat " + p + " > /dev/null");
+      if (i == 4) {
+        EXPECT_EQ(r.exit_code, 0) << p << ": " << r.output;
+      } else {
+        EXPECT_NE(r.exit_code, 0) << p;
+        EXPECT_NE(r.output.find("Input/output error"), std::string::npos) << p << ": " << r.output;
+      }
+    }
+  }
+  std::string log = enc::ReadAll(w.mounts[0].log);
+  EXPECT_NE(log.find("fails to authenticate"), std::string::npos);
+  EXPECT_NE(log.find("damaged or tampered on its server"), std::string::npos);
+}
+
+// A client without acme's key, and one with another key: EACCES for names and contents, a
+// log line saying why, nothing written; the volume stays whole for the right key. Then a
+// passphrase-protected key: unlocked with `heka key unlock`, gone after a restart, never on
+// disk. Then a lost key file, restored from the escrow export.
+TEST(EncryptionTest, WithoutTheRightKeyAccessIsDeniedAndKeysComeBackByUnlockOrEscrow) {
+  World& w = TheWorld();
+  auto& realm = SharedRealm();
+  enc::MakeEncryptedVolume("vault");
+  ASSERT_EQ(Sh("alice", "mkdir " + A("vault/d") + " && echo precious > " + A("vault/d/file")).exit_code, 0);
+  std::string before = enc::Manifest("alice", A("vault"));
+
+  std::string no_keys = realm.dir() + "/keys-client3", other_keys = realm.dir() + "/keys-client4";
+  std::filesystem::create_directories(no_keys);
+  std::filesystem::create_directories(other_keys);
+  ASSERT_TRUE(crypto::WriteKeyFile(other_keys + "/acme.key",
+                                   crypto::RawKeyFile("acme", *crypto::CellKey::Generate()), false).ok());
+  std::map<std::string, std::string> keytabs;
+  auto start = [&](const std::string& name, const std::string& keys) {
+    if (!keytabs.count(name)) {
+      auto kt = realm.AddService(realm.Principal("heka/" + name));
+      EXPECT_TRUE(kt.ok());
+      keytabs[name] = *kt;
+    }
+    return StartMount(w, name, keytabs[name], realm.Principal("heka/" + name),
+                      "key_dir = \"" + keys + "\"\n");
+  };
+  w.mounts.push_back(start("client3", no_keys));
+  w.mounts.push_back(start("client4", other_keys));
+  const size_t c = w.mounts.size() - 2, d = w.mounts.size() - 1;
+  for (size_t m : {c, d}) {
+    std::string vault = w.mounts[m].dir + "/acme/vault";
+    auto cat = Sh("alice", "cat " + vault + "/d/file 2>&1");
+    EXPECT_NE(cat.exit_code, 0);
+    EXPECT_NE(cat.output.find("Permission denied"), std::string::npos) << cat.output;
+    auto ls = Sh("alice", "ls " + vault + " 2>&1");
+    EXPECT_NE(ls.exit_code, 0);
+    EXPECT_NE(ls.output.find("Permission denied"), std::string::npos) << ls.output;
+    EXPECT_NE(Sh("alice", "echo intruder > " + vault + "/new 2>&1").exit_code, 0);
+    EXPECT_NE(Sh("alice", "mkdir " + vault + "/newdir 2>&1").exit_code, 0);
+  }
+  EXPECT_NE(enc::ReadAll(w.mounts[c].log).find("no key for cell acme"), std::string::npos);
+  EXPECT_NE(enc::ReadAll(w.mounts[d].log).find("wrong key"), std::string::npos);
+  EXPECT_EQ(enc::Manifest("alice", A("vault")), before);
+
+  // A passphrase-protected key file: the daemon cannot prompt, `heka key unlock` hands it over.
+  std::string pass = realm.dir() + "/vault.pass";
+  std::ofstream(pass) << "correct horse battery\n";
+  ASSERT_TRUE(crypto::WriteKeyFile(no_keys + "/acme.key",
+                                   crypto::WrapKey("acme", *w.key, "correct horse battery", 14), false).ok());
+  std::string cfile = w.mounts[c].dir + "/acme/vault/d/file";
+  EXPECT_TRUE(WaitFor([&] { return enc::ReadAll(w.mounts[c].log).find("heka key unlock") != std::string::npos &&
+                                   Sh("alice", "cat " + cfile).exit_code != 0; },
+                      seconds(15)));
+  auto unlock = [&] {
+    auto r = enc::Heka({"key", "unlock", "-cell", "acme", "-keyfile", no_keys + "/acme.key", "-passfile",
+                        pass, "-socket", enc::SocketOf(w.mounts[c])});
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+  };
+  unlock();
+  EXPECT_EQ(Sh("alice", "cat " + cfile).output, "precious\n");
+  EXPECT_EQ(enc::Manifest("alice", w.mounts[c].dir + "/acme/vault"), before);
+  // The unwrapped key is nowhere on that client's disk (state, cache, log).
+  std::string raw(w.key->bytes());
+  std::string hex = crypto::Hex(reinterpret_cast<const uint8_t*>(raw.data()), raw.size());
+  for (auto it = std::filesystem::recursive_directory_iterator(realm.dir() + "/client3");
+       it != std::filesystem::recursive_directory_iterator(); ++it) {
+    const auto& e = *it;
+    if (e.path().filename() == "mnt") {  // the mount point itself: plaintext by design
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (!e.is_regular_file()) continue;
+    std::string bytes = enc::ReadAll(e.path().string());
+    EXPECT_EQ(bytes.find(raw), std::string::npos) << e.path();
+    EXPECT_EQ(bytes.find(hex), std::string::npos) << e.path();
+  }
+  // A restarted cache manager has no key until the next unlock.
+  Mount old = w.mounts[c];
+  testing::StopChild(old.pid);
+  testing::RunProcess({"fusermount3", "-u", "-z", old.dir});
+  w.mounts[c] = start("client3", no_keys);
+  auto locked = Sh("alice", "cat " + cfile + " 2>&1");
+  EXPECT_NE(locked.exit_code, 0);
+  EXPECT_NE(locked.output.find("Permission denied"), std::string::npos) << locked.output;
+  unlock();
+  EXPECT_EQ(Sh("alice", "cat " + cfile).output, "precious\n");
+
+  // The key file lost: the escrow export (wrapped to a recovery passphrase) restores it.
+  std::string escrow = realm.dir() + "/acme.escrow", recovery = realm.dir() + "/recovery.pass";
+  std::ofstream(recovery) << "recovery phrase kept in a safe\n";
+  auto exported = enc::Heka({"key", "escrow-export", "-cell", "acme", "-keyfile", realm.dir() + "/keys/acme.key",
+                             "-file", escrow, "-newpassfile", recovery});
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  Mount other = w.mounts[d];
+  testing::StopChild(other.pid);
+  testing::RunProcess({"fusermount3", "-u", "-z", other.dir});
+  std::filesystem::remove(other_keys + "/acme.key");
+  auto imported = enc::Heka({"key", "import", "-cell", "acme", "-file", escrow, "-keyfile",
+                             other_keys + "/acme.key", "-passfile", recovery});
+  ASSERT_EQ(imported.exit_code, 0) << imported.output;
+  w.mounts[d] = start("client4", other_keys);
+  EXPECT_EQ(enc::Manifest("alice", w.mounts[d].dir + "/acme/vault"), before);
 }
 
 }  // namespace

@@ -38,6 +38,7 @@ struct World {
   std::shared_ptr<fs::FileClient> admin;  // the file server, as the provider admin
   std::string mnt;                        // the mount point
   std::string socket;                     // its control socket
+  std::string keys;                       // its key_dir ($HEKA_KEY_DIR of `heka key`)
   std::string log;
   pid_t pid = -1;
 
@@ -141,6 +142,7 @@ void SetUp(World& w) {
   std::string base = realm.dir() + "/fscli-client";
   w.mnt = base + "/mnt";
   w.socket = base + "/control.sock";
+  w.keys = base + "/keys";
   w.log = base + ".log";
   std::string config = base + ".toml";
   std::filesystem::create_directories(w.mnt);
@@ -151,7 +153,7 @@ void SetUp(World& w) {
                         << w.cell->db().dbservers() << "\"\ncells = [\"acme\"]\nkeytab = \""
                         << *kt << "\"\nprincipal = \"" << realm.Principal("heka/fscli-client")
                         << "\"\nstate_dir = \"" << base << "/state\"\ncontrol_socket = \""
-                        << w.socket << "\"\n";
+                        << w.socket << "\"\nkey_dir = \"" << w.keys << "\"\n";
   w.pid = testing::Spawn({testing::BinDir() + "/heka-cachemgr", "--config", config, "--log", w.log});
   EXPECT_TRUE(WaitFor([&] { return Mounted(w.mnt); }, seconds(20))) << "no mount at " << w.mnt;
   EXPECT_TRUE(WaitFor([&] { return std::filesystem::exists(w.socket); }, seconds(10)));
@@ -187,6 +189,7 @@ testing::ProcessResult Sh(const std::string& user, const std::string& script) {
   return testing::RunProcess({"/bin/sh", "-c", script},
                              {{"KRB5CCNAME", "FILE:" + cc},
                               {"HEKA_CACHEMGR_SOCKET", w.socket},
+                              {"HEKA_KEY_DIR", w.keys},
                               {"PATH", testing::BinDir() + ":/usr/bin:/bin"}},
                              seconds(120));
 }
@@ -462,6 +465,76 @@ TEST(FsCliTest, SetCacheSizeOnlyByRoot) {
   EXPECT_EQ(CapacityJson(), configured);
   EXPECT_EQ(Sh("alice", "heka fs setcachesize -blocks 2048 -reset").exit_code, 2);
   EXPECT_EQ(Sh("alice", "heka fs setcachesize -blocks many").exit_code, 2);
+}
+
+// `heka key unlock` hands a passphrase-protected key to the running cache manager, which then
+// lists it; only root (or a private mount's user) may, and only the key the key file names.
+TEST(FsCliTest, KeyUnlockAndKeyStatus) {
+  World& w = TheWorld();
+  std::string pw = w.keys + "-pw";
+  std::ofstream(pw) << "fscli passphrase\n";
+  auto none = Sh("alice", "heka key status");
+  EXPECT_EQ(none.exit_code, 0) << none.output;
+  EXPECT_EQ(none.output, "The cache manager holds no cell keys.\n");
+
+  ASSERT_EQ(Sh("", "heka key init -cell acme -passphrase -newpassfile " + pw).exit_code, 0);
+  std::string fp = Sh("", "heka key fingerprint -cell acme").output;
+  ASSERT_EQ(fp.size(), 33u) << fp;
+  fp.pop_back();
+  auto unlock = Sh("alice", "heka key unlock -cell acme -passfile " + pw);  // the sh runs as root
+  EXPECT_EQ(unlock.exit_code, 0) << unlock.output;
+  EXPECT_EQ(unlock.output, "cell acme: key " + fp + " unlocked in the cache manager\n");
+  auto status = Sh("", "heka key status");
+  EXPECT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_EQ(status.output, "cell acme: key " + fp + " (unlocked)\n");
+
+  // Another key for acme (a file of its own): the cell's key file names another fingerprint.
+  std::string other = w.keys + "-other.key";
+  ASSERT_EQ(Sh("", "heka key init -cell acme -keyfile " + other).exit_code, 0);
+  std::string other_fp = Sh("", "heka key fingerprint -cell acme -keyfile " + other).output;
+  ASSERT_EQ(other_fp.size(), 33u) << other_fp;
+  other_fp.pop_back();
+  auto wrong = Sh("", "heka key unlock -cell acme -keyfile " + other);
+  EXPECT_EQ(wrong.exit_code, 1);
+  EXPECT_EQ(wrong.output, "heka key unlock: permission denied: the key offered for cell acme has "
+                          "fingerprint " + other_fp + ", but its key file " + w.keys +
+                              "/acme.key names " + fp + "\n");
+  EXPECT_EQ(Sh("", "heka key status").output, "cell acme: key " + fp + " (unlocked)\n");
+
+  // A local user other than root, with a key file of their own: refused by the daemon.
+  testing::RunProcess({"useradd", "--system", "--no-create-home", "--shell", "/bin/sh",
+                       "heka-fscli-user"});
+  ASSERT_EQ(testing::RunProcess({"id", "-u", "heka-fscli-user"}).exit_code, 0)
+      << "useradd failed (the tests run as root)";
+  chmod(SharedRealm().dir().c_str(), 0755);  // the user reaches the control socket
+  std::string user_key = SharedRealm().dir() + "/fscli-user.key";
+  std::filesystem::remove(user_key);
+  ASSERT_EQ(Sh("", "heka key init -cell userscell -keyfile " + user_key +
+                       " && chown heka-fscli-user " + user_key)
+                .exit_code,
+            0);
+  auto refused = testing::RunProcess(
+      {"setpriv", "--reuid", "heka-fscli-user", "--regid", "heka-fscli-user", "--clear-groups",
+       testing::BinDir() + "/heka", "key", "unlock", "-cell", "userscell", "-keyfile", user_key},
+      {{"HEKA_CACHEMGR_SOCKET", w.socket}});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_EQ(refused.output, "heka key unlock: permission denied: only root (or the user of a "
+                            "private mount) may unlock a cell key\n");
+  auto listed = testing::RunProcess(
+      {"setpriv", "--reuid", "heka-fscli-user", "--regid", "heka-fscli-user", "--clear-groups",
+       testing::BinDir() + "/heka", "key", "status"},
+      {{"HEKA_CACHEMGR_SOCKET", w.socket}});
+  EXPECT_EQ(listed.exit_code, 0) << listed.output;
+  EXPECT_EQ(listed.output, "cell acme: key " + fp + " (unlocked)\n") << "anyone may look";
+
+  // The daemon's log names each key it took, never the key.
+  std::ifstream log_in(w.log);
+  std::stringstream log;
+  log << log_in.rdbuf();
+  EXPECT_TRUE(std::regex_search(
+      log.str(), std::regex("key of cell acme unlocked by uid 0 pid [0-9]+ \\(fingerprint " + fp +
+                            "\\)")))
+      << w.log;
 }
 
 TEST(FsCliTest, ListCellsAndGetCellStatus) {
