@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -1080,7 +1081,11 @@ testing::ProcessResult Heka(const std::vector<std::string>& args,
 // A volume `name` of acme, encrypted with the world's key (or `fingerprint_of`'s), with its
 // mount point /acme/<name> and every authenticated user allowed rlidwk, as `heka vos create
 // -encrypt` and `heka fs mkmount` would leave it.
-void MakeEncryptedVolume(const std::string& name) {
+struct MadeVolume {
+  pb::Fid root;
+  crypto::Id root_id{};  // the root directory's ID (its client attribute)
+};
+void MakeEncryptedVolume(const std::string& name, MadeVolume* made_volume = nullptr) {
   World& w = TheWorld();
   db::Command vol;
   db::Volume* v = vol.mutable_create_volume()->mutable_volume();
@@ -1102,7 +1107,8 @@ void MakeEncryptedVolume(const std::string& name) {
   pb::CreateVolumeRequest cv;
   cv.set_cell("acme");
   cv.set_id(static_cast<uint64_t>(id->id()));
-  cv.set_root_client_attr(crypto::EncodeAttr(crypto::Kind::kDirectory, crypto::RandomId()));
+  crypto::Id root_id = crypto::RandomId();
+  cv.set_root_client_attr(crypto::EncodeAttr(crypto::Kind::kDirectory, root_id));
   auto made = admin->CallSync<pb::CreateVolumeReply>("heka.fileserver.VolumeServer.CreateVolume", cv);
   ASSERT_TRUE(made.ok()) << made.status().ToString();
   pb::StoreAclRequest acl;
@@ -1118,6 +1124,7 @@ void MakeEncryptedVolume(const std::string& name) {
   e2->set_rights(1 | 2 | 4 | 8 | 16 | 32);
   auto stored = admin->CallSync<pb::StoreAclReply>("heka.fileserver.File.StoreAcl", acl);
   ASSERT_TRUE(stored.ok()) << stored.status().ToString();
+  if (made_volume) *made_volume = MadeVolume{acl.dir(), root_id};
   pb::CreateRequest mp;
   *mp.mutable_dir() = w.root;
   mp.set_name(name);
@@ -1248,7 +1255,8 @@ size_t BlockAt(size_t b) { return crypto::kHeaderBytes + b * crypto::kSealedBloc
 // untouched file still reads.
 TEST(EncryptionTest, BytesChangedOnTheServerReadAsIoErrors) {
   World& w = TheWorld();
-  enc::MakeEncryptedVolume("tamper");
+  enc::MadeVolume volume;
+  enc::MakeEncryptedVolume("tamper", &volume);
   // Sizes past the file server's inline limit (64 KiB), so each file is one chunk object.
   const std::vector<uint64_t> sizes = {300000, 300001, 300002, 300003, 300004};
   for (size_t i = 0; i < sizes.size(); ++i) {
@@ -1261,6 +1269,40 @@ TEST(EncryptionTest, BytesChangedOnTheServerReadAsIoErrors) {
     auto found = enc::StoredWithSize(w.cell->fs_partition(1), crypto::CipherSize(size));
     ASSERT_EQ(found.size(), 1u) << "size " << size;
     objects.push_back(found[0]);
+  }
+  // Before the damage: the independent reader (written from the format document alone)
+  // decrypts what Heka stored, contents and names, with the cell's key file.
+  std::string key_file = SharedRealm().dir() + "/keys/acme.key";
+  for (size_t i = 0; i < objects.size(); ++i) {
+    std::string stored = enc::ReadAll(objects[i]);
+    std::string file_id = crypto::Hex(reinterpret_cast<const uint8_t*>(stored.data()) + 24, 16);
+    auto theirs = testing::RunProcess({"sh", "-c", "python3 " HEKA_ENCRYPTION_READER " file " + key_file +
+                                                       " " + file_id + " " + objects[i] + " | sha256sum"});
+    auto ours = Sh("alice", "sha256sum < " + A("tamper/f" + std::to_string(i)));
+    EXPECT_EQ(theirs.output, ours.output) << "f" << i;
+  }
+  {
+    fs::FileClientOptions fo;
+    fo.address = w.cell->fs_address(1);
+    fo.server_principal = w.cell->fs_principal(1);
+    fo.credentials.ccache = "FILE:" + w.cc["admin"];
+    auto admin = fs::FileClient::Create(w.runtime, fo);
+    pb::ListDirRequest list;
+    *list.mutable_dir() = volume.root;
+    list.set_limit(100);
+    auto listed = admin->CallSync<pb::ListDirReply>("heka.fileserver.File.ListDir", list);
+    ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+    std::set<std::string> names;
+    for (const auto& e : listed->entries()) {
+      EXPECT_EQ(e.name().size(), 2 + crypto::kNameOverhead);  // "fN", sealed
+      auto r = testing::RunProcess({"python3", HEKA_ENCRYPTION_READER, "name", key_file,
+                                    crypto::Hex(volume.root_id),
+                                    crypto::Hex(reinterpret_cast<const uint8_t*>(e.name().data()),
+                                                e.name().size())});
+      EXPECT_EQ(r.exit_code, 0) << r.output;
+      names.insert(r.output);
+    }
+    EXPECT_EQ(names, (std::set<std::string>{"f0\n", "f1\n", "f2\n", "f3\n", "f4\n"}));
   }
   std::string f0 = enc::ReadAll(objects[0]), f1 = enc::ReadAll(objects[1]),
               f2 = enc::ReadAll(objects[2]), f3 = enc::ReadAll(objects[3]);
