@@ -23,6 +23,15 @@ kinit alice <"$HEKA_LOCAL_DIR/alice.password" >/dev/null
 sh -c "echo written by alice > $HEKA_LOCAL_MOUNT/demo/smoke.txt" || fail "alice cannot write"
 [[ $(sh -c "cat $HEKA_LOCAL_MOUNT/demo/smoke.txt") == "written by alice" ]] || fail "alice cannot read"
 grep -q Welcome "$HEKA_LOCAL_MOUNT/demo/WELCOME" || fail "no welcome file"
+# The demo's encrypted volume: alice's file reads back, and no file server holds its plaintext.
+marker="smoke-secret-$RANDOM$RANDOM"
+sh -c "echo $marker > $HEKA_LOCAL_MOUNT/demo/private/secret.txt" || fail "alice cannot write in demo/private"
+[[ $(sh -c "cat $HEKA_LOCAL_MOUNT/demo/private/secret.txt") == "$marker" ]] || fail "alice cannot read demo/private"
+KRB5CCNAME=FILE:$HEKA_LOCAL_DIR/admin.ccache heka vos examine -id private -cell demo | grep -q "encrypted, key fingerprint" ||
+  fail "vos examine does not show demo's private volume as encrypted"
+if grep -r -a -q "$marker" "$HEKA_LOCAL_DIR"/fs1 "$HEKA_LOCAL_DIR"/fs2; then
+  fail "plaintext of the encrypted volume on a file server"
+fi
 KRB5CCNAME=FILE:$HEKA_LOCAL_DIR/admin.ccache heka bos status -server 127.0.0.1:$HEKA_LOCAL_BOS_PORT |
   grep -c "running normally" | grep -qx 5 || fail "bos does not report its five servers running"
 ./heka-local up >/dev/null || fail "a second up is not harmless"
@@ -39,4 +48,4 @@ rm -f /tmp/heka-local-smoke-alice.ccache
 trap - EXIT
 if pgrep -f "$HEKA_LOCAL_DIR" >/dev/null; then fail "processes remain: $(pgrep -af "$HEKA_LOCAL_DIR")"; fi
 if grep -q " $HEKA_LOCAL_MOUNT " /proc/mounts; then fail "$HEKA_LOCAL_MOUNT is still mounted"; fi
-echo "heka-local smoke: up, write and read as alice, bos status, a re-made realm, down: ok"
+echo "heka-local smoke: up, write and read as alice (also in the encrypted volume), bos status, a re-made realm, down: ok"
