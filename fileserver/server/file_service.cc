@@ -553,9 +553,14 @@ Result<pb::StoreDataReply> FileService::StoreData(Op& op, const pb::StoreDataReq
       if (!s.ok()) return s;
     } else {
       if (it == store.partial.end()) {
-        auto old = vol.Read(store.txn->vnode(), index * cs, cs);  // the current version
-        if (!old.ok()) return old.status();
-        it = store.partial.emplace(index, std::move(*old)).first;
+        // What this store already wrote there (an earlier StoreData covering the rest of
+        // the chunk), else the committed version.
+        auto mine = store.txn->Written(index);
+        if (!mine.ok()) return mine.status();
+        Result<Bytes> base = *mine ? Result<Bytes>(std::move(**mine))
+                                   : vol.Read(store.txn->vnode(), index * cs, cs);
+        if (!base.ok()) return base.status();
+        it = store.partial.emplace(index, std::move(*base)).first;
       }
       Bytes& buf = it->second;
       if (buf.size() < within + n) buf.resize(within + n, 0);

@@ -340,6 +340,9 @@ class StoreTransaction {
   // The new full content of chunk `index` (bytes [index * chunk_size, ...)).
   // REQUIRES: data.size() <= chunk_size; the transaction is still open.
   Status WriteChunk(uint64_t index, ByteView data);
+  // What this transaction wrote as chunk `index`, or nullopt if it wrote nothing there (a
+  // write to part of a chunk builds on this, not on the committed version).
+  Result<std::optional<Bytes>> Written(uint64_t index);
   // Makes the store visible with file size `new_size`: chunks past it are dropped, the
   // rest of the file keeps its old chunks. kQuotaExceeded if growing past the quota.
   // After an error the transaction is finished (aborted).

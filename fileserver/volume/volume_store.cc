@@ -177,6 +177,15 @@ Status StoreTransaction::WriteChunk(uint64_t index, ByteView data) {
   return Status::Ok();
 }
 
+Result<std::optional<Bytes>> StoreTransaction::Written(uint64_t index) {
+  if (index == 0 && chunk0_) return std::optional<Bytes>(*chunk0_);
+  auto it = written_.find(index);
+  if (it == written_.end()) return std::optional<Bytes>();
+  auto bytes = volume_->chunks_.Read(Key(index), 0, it->second);
+  if (!bytes.ok()) return bytes.status();
+  return std::optional<Bytes>(std::move(*bytes));
+}
+
 Status StoreTransaction::WriteChunkFile(uint64_t index, ByteView data) {
   written_[index] = 0;  // recorded first, so Abort() removes whatever got written
   Status s = volume_->chunks_.Write(Key(index), data);

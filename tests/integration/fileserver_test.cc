@@ -893,6 +893,45 @@ TEST(FileServerTest, SmallStoreIntoHugeFileWritesAtMostTwoChunks) {
   EXPECT_EQ(*adm.Read(*f, 5ull << 20, 8), std::string(8, '\0')) << "holes read as zeros";
 }
 
+// One store of pieces that do not start on chunk boundaries (an encrypted file's sealed
+// chunks), sent in any order, over old content: every piece lands, none is lost to the old
+// version of a chunk another piece already completed.
+TEST(FileServerTest, UnalignedPiecesOfOneStoreInAnyOrderAllLand) {
+  pb::Fid root = MakeVolume("acme", "pieces");
+  Fs adm = As("acmeadm");
+  auto f = adm.File(root, "pieces");
+  ASSERT_TRUE(f.ok());
+  const uint64_t cs = 1 << 20;  // the file server's chunk size
+  ASSERT_TRUE(adm.Store(*f, std::string(3 * cs, 'o')).ok());  // old content: whole chunks
+  pb::BeginStoreRequest begin;
+  *begin.mutable_fid() = *f;
+  auto b = adm.Call<pb::BeginStoreReply>("BeginStore", begin);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  ASSERT_EQ(b->chunk_size(), cs);
+  // Pieces [0, cs + 100), [cs + 100, 2 cs + 200), [2 cs + 200, 3 cs): the later ones first.
+  const std::vector<std::pair<uint64_t, uint64_t>> pieces = {
+      {2 * cs + 200, cs - 200}, {cs + 100, cs + 100}, {0, cs + 100}};
+  std::string expected(3 * cs, '\0');
+  char fill = 'a';
+  for (auto [offset, length] : pieces) {
+    pb::StoreDataRequest put;
+    put.set_store_id(b->store_id());
+    put.set_offset(offset);
+    put.set_data(std::string(length, fill));
+    expected.replace(offset, length, std::string(length, fill));
+    ++fill;
+    auto p = adm.Call<pb::StoreDataReply>("StoreData", put);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+  }
+  pb::CommitStoreRequest commit;
+  commit.set_store_id(b->store_id());
+  commit.set_size(3 * cs);
+  ASSERT_TRUE(adm.Call<pb::CommitStoreReply>("CommitStore", commit).ok());
+  auto back = adm.Read(*f, 0, 3 * cs);
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(*back == expected) << "the pieces did not all land";
+}
+
 }  // namespace
 }  // namespace heka::fs
 
