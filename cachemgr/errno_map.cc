@@ -45,6 +45,7 @@ int ErrnoOf(const Status& status) {
     case Code::kVolumeOffline: return EIO;
     case Code::kLockConflict: return EAGAIN;
     case Code::kLockLost: return EIO;
+    case Code::kReadOnly: return EROFS;
   }
   return EIO;
 }

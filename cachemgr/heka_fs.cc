@@ -260,6 +260,7 @@ Result<HekaFs::Server> HekaFs::ServerOf(const std::string& cell, uint64_t volume
   for (const db::FileServer& s : servers->servers()) {
     if (s.uuid() != uuid || s.addresses_size() == 0) continue;
     Server out{s.addresses(0), s.principal()};
+    out.read_only = volume != v->volume().id();  // id + 1 (RO) or id + 2 (BK)
     out.encrypted = v->volume().encrypted();
     if (out.encrypted) {
       if (v->volume().key_fingerprint().size() != out.fingerprint.size()) {
@@ -1321,6 +1322,11 @@ Result<uint64_t> HekaFs::Open(const Caller& c, uint64_t ino, int flags) {
     return Error(Code::kPermissionDenied, "no r right");
   }
   bool writable = acc == O_WRONLY || acc == O_RDWR;
+  if (writable) {
+    auto server = ServerOf(st->fid().cell(), st->fid().volume());
+    if (!server.ok()) return server.status();
+    if (server->read_only) return Error(Code::kReadOnly, "a backup volume is read-only");
+  }
   if (writable && !(rights & (kW | kI))) return Error(Code::kPermissionDenied, "no w right");
   auto h = std::make_shared<Handle>();
   h->ino = ino;

@@ -271,6 +271,7 @@ class HekaFs {
     // of this fingerprint.
     bool encrypted = false;
     crypto::KeyId fingerprint{};
+    bool read_only = false;  // a backup (or read-only) instance: no changes
   };
 
   Who WhoIs(const Caller& c);

@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstring>
+#include <tuple>
 #include <future>
 #include <set>
 
@@ -153,9 +155,24 @@ Result<uint64_t> HekaFs::VolumeByName(const std::string& cell, const std::string
     }
     return r.status();
   }
+  // "x.backup" is the BK instance (id + 2), "x.readonly" an RO one (id + 1), if the VLDB
+  // lists such a site (`vos backup`, `vos release`).
+  uint64_t id = r->volume().id();
+  for (auto [suffix, offset, type] : {std::tuple{".backup", 2, db::VolumeSite::BK},
+                                      std::tuple{".readonly", 1, db::VolumeSite::RO}}) {
+    if (!name.ends_with(suffix) || name.size() == std::strlen(suffix)) continue;
+    bool listed = false;
+    for (const db::VolumeSite& site : r->volume().sites()) listed |= site.type() == type;
+    if (!listed) {
+      return Error(Code::kNotFound, "volume '" + r->volume().name() + "' of cell '" + cell +
+                                        "' has no " + (offset == 2 ? "backup (vos backup)"
+                                                                   : "read-only site (vos release)"));
+    }
+    id += static_cast<uint64_t>(offset);
+  }
   std::lock_guard lock(mu_);
-  named_volumes_[{cell, name}] = r->volume().id();
-  return r->volume().id();
+  named_volumes_[{cell, name}] = id;
+  return id;
 }
 
 // ---- Cache and credentials ----------------------------------------------------------------

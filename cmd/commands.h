@@ -31,6 +31,7 @@ int CellAddRealm(int argc, char** argv);
 // vos: volumes, in the VLDB and on the file servers (vos_*.cc).
 int VosCreate(int argc, char** argv);
 int VosRemove(int argc, char** argv);
+int VosBackup(int argc, char** argv);
 int VosExamine(int argc, char** argv);
 int VosListVol(int argc, char** argv);
 int VosListVldb(int argc, char** argv);

@@ -39,6 +39,7 @@ const std::map<std::string, std::map<std::string, Command>>& Suites() {
       {"vos",
        {{"create", heka::cli::VosCreate},
         {"remove", heka::cli::VosRemove},
+        {"backup", heka::cli::VosBackup},
         {"examine", heka::cli::VosExamine},
         {"listvol", heka::cli::VosListVol},
         {"listvldb", heka::cli::VosListVldb}}},

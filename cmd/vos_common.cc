@@ -332,6 +332,10 @@ Result<fs::pb::ExamineVolumeReply> VolumeServerClient::Examine(
   return client_->CallSync<fs::pb::ExamineVolumeReply>(kExamineVolume, req);
 }
 
+Result<fs::pb::CloneVolumeReply> VolumeServerClient::Clone(const fs::pb::CloneVolumeRequest& req) {
+  return client_->CallSync<fs::pb::CloneVolumeReply>("heka.fileserver.VolumeServer.CloneVolume", req);
+}
+
 Result<uint64_t> ParseQuota(const std::string& text) {
   auto bad = [&] {
     return Error(Code::kInvalidArgument,

@@ -78,6 +78,7 @@ class VolumeServerClient {
   Result<fs::pb::DeleteVolumeReply> Delete(const fs::pb::DeleteVolumeRequest& req);
   Result<fs::pb::ListVolumesReply> List(const fs::pb::ListVolumesRequest& req);
   Result<fs::pb::ExamineVolumeReply> Examine(const fs::pb::ExamineVolumeRequest& req);
+  Result<fs::pb::CloneVolumeReply> Clone(const fs::pb::CloneVolumeRequest& req);
 
  private:
   std::shared_ptr<fs::FileClient> client_;

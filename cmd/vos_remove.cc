@@ -1,5 +1,5 @@
-// heka vos remove — deletes a volume from the file server of its RW site, then its VLDB
-// entry. A file server that no longer has the volume only earns a warning (the VLDB entry
+// heka vos remove — deletes a volume (and its backup) from the file server of its RW site,
+// then its VLDB entry. A file server that no longer has the volume only earns a warning (the VLDB entry
 // goes anyway); one that cannot be asked keeps the VLDB entry, so the volume is not lost
 // track of. With -server and no VLDB entry, a numeric -id removes a stray volume from that
 // server.
@@ -77,6 +77,12 @@ Status DeleteSites(DbCommand& c, const db::Volume& v) {
     if (!server.ok()) return server.status();
     Status s = DeleteOnServer(c, *server, site.partition(), v.id());
     if (!s.ok()) return s;
+    // Its backup (`vos backup`) lives beside it and goes with it.
+    for (const db::VolumeSite& bk : v.sites()) {
+      if (bk.type() != db::VolumeSite::BK || bk.server_uuid() != site.server_uuid()) continue;
+      s = DeleteOnServer(c, *server, bk.partition(), v.id() + 2);
+      if (!s.ok()) return s;
+    }
   }
   return Status::Ok();
 }

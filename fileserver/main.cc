@@ -97,6 +97,10 @@ std::shared_ptr<fs::ServedVolume> Served(std::unique_ptr<fs::Volume> volume, std
                                          const std::string& partition) {
   auto served = std::make_shared<fs::ServedVolume>();
   served->online = volume != nullptr;
+  if (volume) {
+    auto header = volume->Header();
+    if (header.ok()) served->type = header->type;
+  }
   served->volume = std::move(volume);
   served->cell = std::move(cell);
   served->partition = partition;

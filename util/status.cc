@@ -43,6 +43,7 @@ std::string_view CodeName(Code code) {
     case Code::kVolumeOffline: return "volume offline";
     case Code::kLockConflict: return "lock held by another client";
     case Code::kLockLost: return "lock lost";
+    case Code::kReadOnly: return "read-only volume";
   }
   return "unknown error";
 }

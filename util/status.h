@@ -64,6 +64,7 @@ enum class Code : uint32_t {
   kVolumeOffline = 407,        // the volume is offline (salvage, move): retry later
   kLockConflict = 408,         // EAGAIN: an advisory lock is held by someone else
   kLockLost = 409,             // EIO: the caller's advisory lock lease was lost
+  kReadOnly = 410,             // EROFS: a change to a read-only (backup or replica) volume
 };
 
 // Returns the stable, lower-case name of a code ("permission denied").

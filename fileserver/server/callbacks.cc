@@ -142,6 +142,20 @@ size_t Callbacks::promises() const {
   return n;
 }
 
+void Callbacks::BreakVolume(uint64_t volume) {
+  std::vector<std::string> holders;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [uuid, client] : clients_) {
+      auto it = client.held.lower_bound(Key{volume, 0});
+      if (it == client.held.end() || it->volume != volume) continue;
+      DropLocked(uuid, client);  // an all-break: it revalidates everything
+      holders.push_back(uuid);
+    }
+  }
+  for (const std::string& uuid : holders) SendAllBreak(uuid);
+}
+
 void Callbacks::SendAllBreak(const std::string& uuid) {
   std::shared_ptr<rpc::Connection> conn;
   {

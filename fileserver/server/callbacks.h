@@ -52,6 +52,10 @@ class Callbacks {
   // Breaks the promises on `changed` held by every client but `except` (the changer).
   rpc::awaitable<void> Break(std::vector<pb::Fid> changed, std::string except);
 
+  // Every promise on `volume` is gone (a backup replaced by a new one): each client that
+  // held one is told to revalidate everything it cached from this server.
+  void BreakVolume(uint64_t volume);
+
   size_t promises() const;  // for tests and status
 
  private:

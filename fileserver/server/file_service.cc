@@ -180,9 +180,20 @@ bool FileService::IsProviderAdmin(const krb::Identity& peer) const {
 template <typename Req, typename Rep>
 void FileService::Add(rpc::HandlerRegistry& registry, std::string_view method,
                       Result<Rep> (FileService::*fn)(Op&, const Req&)) {
+  // The file methods that change a volume: a backup volume refuses them (kReadOnly).
+  static const std::set<std::string_view> kChanging = {
+      "heka.fileserver.File.BeginStore", "heka.fileserver.File.StoreData",
+      "heka.fileserver.File.CommitStore", "heka.fileserver.File.CreateFile",
+      "heka.fileserver.File.MakeDir",    "heka.fileserver.File.Symlink",
+      "heka.fileserver.File.Link",       "heka.fileserver.File.Rename",
+      "heka.fileserver.File.Remove",     "heka.fileserver.File.RemoveDir",
+      "heka.fileserver.File.SetAttr",    "heka.fileserver.File.StoreAcl",
+      "heka.fileserver.File.SetQuota"};
+  const bool changes = kChanging.count(method) > 0;
   registry.Register<Req, Rep>(
-      method, [this, fn](CallContext& ctx, const Req& req) -> awaitable<Result<Rep>> {
+      method, [this, fn, changes](CallContext& ctx, const Req& req) -> awaitable<Result<Rep>> {
         auto op = std::make_shared<Op>();
+        op->changes = changes;
         op->peer = ctx.peer;
         op->conn = ctx.connection;
         op->client = callbacks_.ClientOf(ctx.connection.get());
@@ -243,6 +254,7 @@ void FileService::Register(rpc::HandlerRegistry& r) {
   Add(r, "heka.fileserver.VolumeServer.ExamineVolume", &FileService::ExamineVolume);
   Add(r, "heka.fileserver.VolumeServer.SetQuota", &FileService::VolSetQuota);
   Add(r, "heka.fileserver.VolumeServer.SetOnline", &FileService::SetOnline);
+  Add(r, "heka.fileserver.VolumeServer.CloneVolume", &FileService::CloneVolume);
 }
 
 // ---- Rights and status -----------------------------------------------------------------------
@@ -252,6 +264,10 @@ Status FileService::Enter(Op& op, const std::string& cell, uint64_t volume) {
   if (!vol || cell.empty() || vol->cell != cell) return Denied();
   if (!vol->online.load()) {
     return Error(Code::kVolumeOffline, "volume " + std::to_string(volume) + " is offline");
+  }
+  if (op.changes && vol->type != VolumeType::kReadWrite) {
+    return Error(Code::kReadOnly, "volume " + std::to_string(volume) + " is a read-only " +
+                                      (vol->type == VolumeType::kBackup ? "backup" : "replica"));
   }
   auto cps = cps_.Get(cell, op.peer.principal());
   if (!cps.ok()) return cps.status();

@@ -33,6 +33,7 @@ namespace heka::fs {
 // One volume instance this server serves.
 struct ServedVolume {
   std::unique_ptr<Volume> volume;
+  VolumeType type = VolumeType::kReadWrite;  // a backup (or replica) refuses every change
   std::string cell;
   std::string partition;
   std::atomic<bool> online{true};
@@ -110,6 +111,7 @@ class FileService {
     uint64_t volume = 0;
     Cps cps;
     std::vector<pb::Fid> breaks;      // vnodes this request changed
+    bool changes = false;             // a method that changes the volume (refused on a backup)
   };
   // A vnode with the caller's rights on it.
   struct Node {
@@ -173,6 +175,9 @@ class FileService {
   Result<pb::ExamineVolumeReply> ExamineVolume(Op& op, const pb::ExamineVolumeRequest& req);
   Result<pb::SetQuotaReply> VolSetQuota(Op& op, const pb::SetQuotaRequest& req);
   Result<pb::SetVolumeOnlineReply> SetOnline(Op& op, const pb::SetVolumeOnlineRequest& req);
+  Result<pb::CloneVolumeReply> CloneVolume(Op& op, const pb::CloneVolumeRequest& req);
+  // The partition where the VLDB places `cell`'s volume `id` (RW site) on this server.
+  Result<std::string> RwPartitionHere(const std::string& cell, uint64_t id, std::string* name);
 
   // Store transactions in progress, by id; each belongs to one connection.
   Result<std::shared_ptr<Store>> FindStore(const Op& op, uint64_t id);

@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 
@@ -217,6 +218,73 @@ Result<pb::SetVolumeOnlineReply> FileService::SetOnline(Op& op, const pb::SetVol
   auto st = Describe(req.id(), *vol);
   if (!st.ok()) return st.status();
   pb::SetVolumeOnlineReply rep;
+  *rep.mutable_status() = std::move(*st);
+  return rep;
+}
+
+Result<std::string> FileService::RwPartitionHere(const std::string& cell, uint64_t id,
+                                                 std::string* name) {
+  db::GetVolumeRequest get;
+  get.set_cell(cell);
+  get.set_id(id);
+  get.mutable_options()->set_leader_only(true);
+  auto entry = deps_.runtime->BlockOn(deps_.db->GetVolume(get));
+  if (!entry.ok()) return entry.status().WithContext("VLDB");
+  const db::Volume& v = entry->volume();
+  if (v.id() != id || v.cell() != cell) return Denied();
+  for (const db::VolumeSite& site : v.sites()) {
+    if (site.server_uuid() == deps_.server_uuid && site.type() == db::VolumeSite::RW) {
+      *name = v.name();
+      return site.partition();
+    }
+  }
+  return Error(Code::kInvalidArgument,
+               "the VLDB does not place volume " + std::to_string(id) + " on this server");
+}
+
+Result<pb::CloneVolumeReply> FileService::CloneVolume(Op& op, const pb::CloneVolumeRequest& req) {
+  Status s = RequireVolumeAdmin(op, req.cell());
+  if (!s.ok()) return s;
+  std::string name;
+  auto partition = RwPartitionHere(req.cell(), req.id(), &name);
+  if (!partition.ok()) return partition.status();
+  auto rw = volumes_.Find(req.id());
+  if (!rw || rw->cell != req.cell()) {
+    return Error(Code::kNotFound, "no volume " + std::to_string(req.id()) + " on this server");
+  }
+  if (!rw->volume) {
+    return Error(Code::kVolumeOffline, "volume " + std::to_string(req.id()) + " is being salvaged");
+  }
+  if (rw->type != VolumeType::kReadWrite) {
+    return Error(Code::kInvalidArgument, "volume " + std::to_string(req.id()) + " is not read-write");
+  }
+  const uint64_t bk = req.id() + 2;  // the VLDB's numbering: RO = id + 1, BK = id + 2
+  auto start = std::chrono::steady_clock::now();
+  if (auto old = volumes_.Take(bk)) {  // the previous backup goes; its clients revalidate
+    old->online = false;
+    callbacks_.BreakVolume(bk);
+    std::string dir = old->volume ? old->volume->dir() : partition.value() + "/V" + std::to_string(bk);
+    old->volume.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    if (ec) return Error(Code::kIoError, "removing the old backup " + dir + ": " + ec.message());
+  }
+  auto clone = rw->volume->Clone(bk, name + ".backup", VolumeType::kBackup);
+  if (!clone.ok()) return clone.status().WithContext("cloning volume " + std::to_string(req.id()));
+  s = SaveCell(*deps_.env, (*clone)->dir(), req.cell());
+  if (!s.ok()) return s;
+  auto served = std::make_shared<ServedVolume>();
+  served->volume = std::move(*clone);
+  served->type = VolumeType::kBackup;
+  served->cell = req.cell();
+  served->partition = *partition;
+  volumes_.Put(bk, served);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  spdlog::info("backup {} of volume {} '{}' of cell {} made in {:.2f} s for {}", bk, req.id(), name,
+               req.cell(), seconds, op.peer.principal());
+  auto st = Describe(bk, *served);
+  if (!st.ok()) return st.status();
+  pb::CloneVolumeReply rep;
   *rep.mutable_status() = std::move(*st);
   return rep;
 }

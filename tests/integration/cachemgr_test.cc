@@ -300,6 +300,8 @@ TEST(CacheManagerTest, RealProgramsWork) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 
+}  // namespace
+}  // namespace heka::cm
 
 namespace heka::cm {
 namespace {
@@ -1062,6 +1064,8 @@ TEST(CacheManagerBigTest, ReadersSeeTheWholeOldOrTheWholeNewContentOfA200MiBRewr
 
 // ---- Encrypted volumes (issue 7, docs/formats/encryption.md) --------------------------------
 
+namespace heka::cm {
+namespace {
 namespace enc {
 
 std::string RandomHex(size_t bytes) {
@@ -1085,15 +1089,18 @@ struct MadeVolume {
   pb::Fid root;
   crypto::Id root_id{};  // the root directory's ID (its client attribute)
 };
-void MakeEncryptedVolume(const std::string& name, MadeVolume* made_volume = nullptr) {
+void MakeEncryptedVolume(const std::string& name, MadeVolume* made_volume = nullptr,
+                         bool encrypted = true) {
   World& w = TheWorld();
   db::Command vol;
   db::Volume* v = vol.mutable_create_volume()->mutable_volume();
   v->set_name(name);
   v->set_cell("acme");
-  v->set_encrypted(true);
-  v->set_key_fingerprint(std::string(reinterpret_cast<const char*>(w.key->fingerprint().data()),
-                                     w.key->fingerprint().size()));
+  if (encrypted) {
+    v->set_encrypted(true);
+    v->set_key_fingerprint(std::string(reinterpret_cast<const char*>(w.key->fingerprint().data()),
+                                       w.key->fingerprint().size()));
+  }
   db::VolumeSite* site = v->add_sites();
   site->set_server_uuid(w.cell->fs_uuid(1));
   site->set_partition(w.cell->fs_partition(1));
@@ -1108,7 +1115,7 @@ void MakeEncryptedVolume(const std::string& name, MadeVolume* made_volume = null
   cv.set_cell("acme");
   cv.set_id(static_cast<uint64_t>(id->id()));
   crypto::Id root_id = crypto::RandomId();
-  cv.set_root_client_attr(crypto::EncodeAttr(crypto::Kind::kDirectory, root_id));
+  if (encrypted) cv.set_root_client_attr(crypto::EncodeAttr(crypto::Kind::kDirectory, root_id));
   auto made = admin->CallSync<pb::CreateVolumeReply>("heka.fileserver.VolumeServer.CreateVolume", cv);
   ASSERT_TRUE(made.ok()) << made.status().ToString();
   pb::StoreAclRequest acl;
@@ -1153,9 +1160,10 @@ std::string Manifest(const std::string& user, const std::string& dir) {
 std::string Workload(const std::string& marker) {
   return "set -e; mkdir -p dir-" + marker + "/sub; "
          "for i in $(seq 1 200); do echo \"line $i of " + marker + "\"; done > dir-" + marker + "/note-" + marker + ".txt; "
-         "awk 'BEGIN { for (i = 0; i < 30000; i++) print \"" + marker + " row \" i }' > big-" + marker + "; "
+         "awk 'BEGIN { for (i = 0; i < 110000; i++) print \"" + marker + " row \" i }' > big-" + marker + "; "
          "echo appended " + marker + " >> big-" + marker + "; "
          "printf 'MIDDLE-" + marker + "' | dd of=big-" + marker + " bs=1 seek=123457 conv=notrunc status=none; "
+         "printf 'ACROSS-" + marker + "' | dd of=big-" + marker + " bs=1 seek=2101240 conv=notrunc status=none; "
          "cp big-" + marker + " cut; truncate -s 70001 cut; "
          "cp dir-" + marker + "/note-" + marker + ".txt grown; truncate -s 20000 grown; echo tail >> grown; "
          "printf '' > empty; "
@@ -1439,6 +1447,76 @@ TEST(EncryptionTest, WithoutTheRightKeyAccessIsDeniedAndKeysComeBackByUnlockOrEs
   ASSERT_EQ(imported.exit_code, 0) << imported.output;
   w.mounts[d] = start("client4", other_keys);
   EXPECT_EQ(enc::Manifest("alice", w.mounts[d].dir + "/acme/vault"), before);
+}
+
+// ---- Backup volumes (issue 8: vos backup) ------------------------------------------------------
+
+// `heka vos backup` as the cell administrator.
+testing::ProcessResult VosBackup(const std::string& volume) {
+  World& w = TheWorld();
+  return enc::Heka({"vos", "backup", "-id", volume, "-cell", "acme", "-dbservers",
+                    w.cell->db().dbservers()},
+                   {{"KRB5CCNAME", "FILE:" + w.cc["admin"]}});
+}
+
+// A backup is a snapshot: mounted with `heka fs mkmount`, it shows the volume as it was at
+// `vos backup` while the volume changes, refuses changes (EROFS), and a new `vos backup`
+// moves it on. The backup of an encrypted volume reads with the same key.
+TEST(BackupTest, ABackupShowsTheSnapshotWhileTheVolumeChanges) {
+  World& w = TheWorld();
+  for (bool encrypted : {false, true}) {
+    std::string vol = encrypted ? "encproj" : "proj";
+    SCOPED_TRACE(vol);
+    enc::MakeEncryptedVolume(vol, nullptr, encrypted);
+    ASSERT_EQ(Sh("alice", "mkdir " + A(vol + "/src") + " && echo version one > " + A(vol + "/src/file") +
+                              " && head -c 3000000 /dev/urandom > " + A(vol + "/big")).exit_code, 0);
+    std::string big_sum = Sh("alice", "sha256sum < " + A(vol + "/big")).output;
+    auto made = VosBackup(vol);
+    ASSERT_EQ(made.exit_code, 0) << made.output;
+    EXPECT_NE(made.output.find("Created backup volume for " + vol), std::string::npos) << made.output;
+    auto mount = enc::Heka({"fs", "mkmount", "-dir", A(vol + "-backup"), "-vol", vol + ".backup",
+                            "-socket", enc::SocketOf(w.mounts[0])},
+                           {{"KRB5CCNAME", "FILE:" + w.cc["admin"]}});
+    ASSERT_EQ(mount.exit_code, 0) << mount.output;
+    EXPECT_EQ(Sh("alice", "cat " + A(vol + "-backup/src/file")).output, "version one\n");
+    // The volume changes; the backup does not, through either client.
+    ASSERT_EQ(Sh("alice", "echo version two > " + A(vol + "/src/file") + " && rm " + A(vol + "/big") +
+                              " && touch " + A(vol + "/added")).exit_code, 0);
+    EXPECT_EQ(Sh("bob", "cat " + B(vol + "/src/file")).output, "version two\n");
+    EXPECT_EQ(Sh("bob", "cat " + B(vol + "-backup/src/file")).output, "version one\n");
+    EXPECT_EQ(Sh("bob", "sha256sum < " + B(vol + "-backup/big")).output, big_sum)
+        << Lines(w.mounts[1].log) << w.cell->LogTail(1);
+    EXPECT_EQ(Sh("alice", "ls " + A(vol + "-backup")).output, "big\nsrc\n");
+    // No changes to a backup.
+    for (const std::string& change :
+         {"echo x > " + A(vol + "-backup/src/file"), "touch " + A(vol + "-backup/new"),
+          "rm " + A(vol + "-backup/big"), "mkdir " + A(vol + "-backup/dir")}) {
+      auto r = Sh("alice", change + " 2>&1");
+      EXPECT_NE(r.exit_code, 0) << change;
+      EXPECT_NE(r.output.find("Read-only file system"), std::string::npos) << change << ": " << r.output;
+    }
+    // A new backup replaces the old one; clients that cached it are told to revalidate.
+    auto again = VosBackup(vol);
+    ASSERT_EQ(again.exit_code, 0) << again.output;
+    EXPECT_TRUE(WaitFor([&] { return Sh("bob", "cat " + B(vol + "-backup/src/file")).output == "version two\n"; },
+                        seconds(10)));
+    EXPECT_TRUE(WaitFor([&] { return Sh("alice", "ls " + A(vol + "-backup")).output == "added\nsrc\n"; },
+                        seconds(10)));
+    // `vos remove` takes the backup with the volume: no instance is left on the partition.
+    auto instances = [&] {
+      size_t n = 0;
+      for (const auto& e : std::filesystem::directory_iterator(w.cell->fs_partition(1))) {
+        n += e.is_directory() && e.path().filename().string()[0] == 'V';
+      }
+      return n;
+    };
+    size_t before = instances();
+    auto removed = enc::Heka({"vos", "remove", "-id", vol, "-cell", "acme", "-dbservers",
+                              w.cell->db().dbservers()},
+                             {{"KRB5CCNAME", "FILE:" + w.cc["admin"]}});
+    ASSERT_EQ(removed.exit_code, 0) << removed.output;
+    EXPECT_EQ(instances(), before - 2) << removed.output;
+  }
 }
 
 }  // namespace
