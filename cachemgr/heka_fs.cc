@@ -1666,33 +1666,77 @@ Status HekaFs::StoreDirty(Handle& h) {
       sends.emplace_back(index, chunk);
     }
   }
-  std::vector<std::string> sealed(h.cipher ? sends.size() : 0);  // encrypted: for the cache
-  // Several chunks in flight at once, all inside the one store transaction: nobody sees any
+  constexpr size_t kInFlight = 4;
+  // Runs `work` on kInFlight threads (this one included) for items 0 .. n-1.
+  auto in_parallel = [&](size_t n, const std::function<void(std::atomic<size_t>&)>& work) {
+    std::atomic<size_t> next{0};
+    std::vector<std::thread> threads;
+    for (size_t i = 1; i < std::min(kInFlight, n); ++i) threads.emplace_back([&] { work(next); });
+    work(next);
+    for (auto& t : threads) t.join();
+  };
+  // Encrypted: the chunks are sealed first (in parallel, a cipher per thread), then sent in
+  // pieces cut at the file server's chunk boundaries: sealed chunks are longer than plaintext
+  // ones, and pieces that start mid-chunk would make the server merge parts of its chunks.
+  std::vector<std::string> sealed(h.cipher ? sends.size() : 0);  // also for the cache
+  std::vector<std::pair<uint64_t, std::string>> pieces;            // (offset, sealed bytes)
+  if (h.cipher) {
+    in_parallel(sends.size(), [&](std::atomic<size_t>& next) {
+      crypto::FileCipher cipher(*h.key, h.file_id);
+      for (size_t k; (k = next++) < sends.size();) {
+        uint64_t start = sends[k].first * chunk_size_;
+        std::string plain = *sends[k].second;
+        plain.resize(std::min<uint64_t>(chunk_size_, h.size - std::min(h.size, start)), '\0');
+        sealed[k] = cipher.SealChunk(sends[k].first, chunk_size_, plain, h.size);
+      }
+    });
+    const uint64_t cs = b->chunk_size() > 0 ? b->chunk_size() : chunk_size_;
+    for (size_t k = 0; k < sends.size();) {
+      size_t end = k + 1;  // a run of consecutive chunks: one contiguous range of bytes
+      while (end < sends.size() && sends[end].first == sends[end - 1].first + 1) ++end;
+      uint64_t pos = crypto::FileCipher::ChunkBegin(sends[k].first, chunk_size_);
+      uint64_t piece_start = pos;
+      std::string piece;
+      for (size_t j = k; j < end; ++j) {
+        for (std::string_view rest = sealed[j]; !rest.empty();) {
+          uint64_t boundary = (pos / cs + 1) * cs;
+          size_t n = static_cast<size_t>(std::min<uint64_t>(rest.size(), boundary - pos));
+          piece.append(rest.substr(0, n));
+          rest.remove_prefix(n);
+          pos += n;
+          if (pos == boundary) {
+            pieces.emplace_back(piece_start, std::move(piece));
+            piece.clear();
+            piece_start = pos;
+          }
+        }
+      }
+      if (!piece.empty()) pieces.emplace_back(piece_start, std::move(piece));
+      k = end;
+    }
+  }
+  // Several pieces in flight at once, all inside the one store transaction: nobody sees any
   // of them before the commit, in whatever order they arrive.
-  std::atomic<size_t> next{0};
   std::mutex failed_mu;
   Status failed;
-  auto send = [&] {
-    // A cipher per sender: sealing runs in parallel like the sending.
-    std::unique_ptr<crypto::FileCipher> cipher;
-    if (h.cipher) cipher = std::make_unique<crypto::FileCipher>(*h.key, h.file_id);
-    for (size_t k; (k = next++) < sends.size();) {
+  const size_t count = h.cipher ? pieces.size() : sends.size();
+  in_parallel(count, [&](std::atomic<size_t>& next) {
+    for (size_t k; (k = next++) < count;) {
       {
         std::lock_guard lock(failed_mu);
         if (!failed.ok()) return;
       }
       if (options_.test_hook) options_.test_hook("store", k + 1);
-      uint64_t start = sends[k].first * chunk_size_;
-      std::string bytes = *sends[k].second;
-      bytes.resize(std::min<uint64_t>(chunk_size_, h.size - std::min(h.size, start)), '\0');
       pb::StoreDataRequest put;
       put.set_store_id(b->store_id());
-      put.set_offset(start);
-      if (cipher) {
-        sealed[k] = cipher->SealChunk(sends[k].first, chunk_size_, bytes, h.size);
-        put.set_offset(crypto::FileCipher::ChunkBegin(sends[k].first, chunk_size_));
-        put.set_data(sealed[k]);
+      if (h.cipher) {
+        put.set_offset(pieces[k].first);
+        put.set_data(std::move(pieces[k].second));
       } else {
+        uint64_t start = sends[k].first * chunk_size_;
+        std::string bytes = *sends[k].second;
+        bytes.resize(std::min<uint64_t>(chunk_size_, h.size - std::min(h.size, start)), '\0');
+        put.set_offset(start);
         put.set_data(std::move(bytes));
       }
       auto p = Call<pb::StoreDataReply>(h.who, h.fid.cell(), h.fid.volume(), "StoreData", put);
@@ -1702,12 +1746,7 @@ Status HekaFs::StoreDirty(Handle& h) {
         return;
       }
     }
-  };
-  constexpr size_t kInFlight = 4;
-  std::vector<std::thread> senders;
-  for (size_t i = 1; i < std::min(kInFlight, sends.size()); ++i) senders.emplace_back(send);
-  send();
-  for (auto& t : senders) t.join();
+  });
   if (!failed.ok()) {
     abort();
     return failed;
