@@ -1570,6 +1570,17 @@ Result<std::string> HekaFs::Read(uint64_t fh, uint64_t offset, size_t size) {
     const std::string* chunk = &kZeros;  // zeros: the old content is gone for this handle
     std::shared_ptr<const std::string> fetched;
     auto d = h->dirty.find(index);
+    bool memo = h->memo && h->memo_index == index && h->memo_version == h->version;
+    if (d == h->dirty.end() && !h->truncated && h->cipher && h->readable && !memo) {
+      auto part = SealedPart(*h, index, within, n);  // a small read opens only its blocks
+      if (!part.ok()) return part.status();
+      if (*part) {
+        out.append(**part);
+        out.append(n - (*part)->size(), '\0');
+        pos += n;
+        continue;
+      }
+    }
     if (d != h->dirty.end()) {
       chunk = &d->second;
     } else if (!h->truncated) {
@@ -1675,71 +1686,45 @@ Status HekaFs::StoreDirty(Handle& h) {
     work(next);
     for (auto& t : threads) t.join();
   };
-  // Encrypted: the chunks are sealed first (in parallel, a cipher per thread), then sent in
-  // pieces cut at the file server's chunk boundaries: sealed chunks are longer than plaintext
-  // ones, and pieces that start mid-chunk would make the server merge parts of its chunks.
-  std::vector<std::string> sealed(h.cipher ? sends.size() : 0);  // also for the cache
-  std::vector<std::pair<uint64_t, std::string>> pieces;            // (offset, sealed bytes)
-  if (h.cipher) {
-    in_parallel(sends.size(), [&](std::atomic<size_t>& next) {
-      crypto::FileCipher cipher(*h.key, h.file_id);
-      for (size_t k; (k = next++) < sends.size();) {
-        uint64_t start = sends[k].first * chunk_size_;
-        std::string plain = *sends[k].second;
-        plain.resize(std::min<uint64_t>(chunk_size_, h.size - std::min(h.size, start)), '\0');
-        sealed[k] = cipher.SealChunk(sends[k].first, chunk_size_, plain, h.size);
-      }
-    });
-    const uint64_t cs = b->chunk_size() > 0 ? b->chunk_size() : chunk_size_;
-    for (size_t k = 0; k < sends.size();) {
-      size_t end = k + 1;  // a run of consecutive chunks: one contiguous range of bytes
-      while (end < sends.size() && sends[end].first == sends[end - 1].first + 1) ++end;
-      uint64_t pos = crypto::FileCipher::ChunkBegin(sends[k].first, chunk_size_);
-      uint64_t piece_start = pos;
-      std::string piece;
-      for (size_t j = k; j < end; ++j) {
-        for (std::string_view rest = sealed[j]; !rest.empty();) {
-          uint64_t boundary = (pos / cs + 1) * cs;
-          size_t n = static_cast<size_t>(std::min<uint64_t>(rest.size(), boundary - pos));
-          piece.append(rest.substr(0, n));
-          rest.remove_prefix(n);
-          pos += n;
-          if (pos == boundary) {
-            pieces.emplace_back(piece_start, std::move(piece));
-            piece.clear();
-            piece_start = pos;
-          }
-        }
-      }
-      if (!piece.empty()) pieces.emplace_back(piece_start, std::move(piece));
-      k = end;
-    }
-  }
-  // Several pieces in flight at once, all inside the one store transaction: nobody sees any
-  // of them before the commit, in whatever order they arrive.
+  // Several chunks in flight at once, all inside the one store transaction: nobody sees any
+  // of them before the commit, in whatever order they arrive. Encrypted: each sender seals
+  // its chunk (a cipher per thread) and sends it where it is stored; a sealed chunk straddles
+  // two of the file server's chunks, whose parts the server joins (kept for the cache too).
+  std::vector<std::string> sealed(h.cipher ? sends.size() : 0);
   std::mutex failed_mu;
   Status failed;
-  const size_t count = h.cipher ? pieces.size() : sends.size();
-  in_parallel(count, [&](std::atomic<size_t>& next) {
-    for (size_t k; (k = next++) < count;) {
+  in_parallel(sends.size(), [&](std::atomic<size_t>& next) {
+    std::unique_ptr<crypto::FileCipher> cipher;
+    if (h.cipher) cipher = std::make_unique<crypto::FileCipher>(*h.key, h.file_id);
+    for (size_t k; (k = next++) < sends.size();) {
       {
         std::lock_guard lock(failed_mu);
         if (!failed.ok()) return;
       }
       if (options_.test_hook) options_.test_hook("store", k + 1);
+      uint64_t start = sends[k].first * chunk_size_;
+      uint64_t length = std::min<uint64_t>(chunk_size_, h.size - std::min(h.size, start));
       pb::StoreDataRequest put;
       put.set_store_id(b->store_id());
-      if (h.cipher) {
-        put.set_offset(pieces[k].first);
-        put.set_data(std::move(pieces[k].second));
+      if (cipher) {
+        const std::string& dirty = *sends[k].second;
+        std::string padded;  // a chunk written only in part: zeros up to its length
+        if (dirty.size() != length) {
+          padded = dirty;
+          padded.resize(length, '\0');
+        }
+        sealed[k] = cipher->SealChunk(sends[k].first, chunk_size_,
+                                      dirty.size() == length ? dirty : padded, h.size);
+        put.set_offset(crypto::FileCipher::ChunkBegin(sends[k].first, chunk_size_));
+        put.set_data(std::move(sealed[k]));  // taken back below, for the cache
       } else {
-        uint64_t start = sends[k].first * chunk_size_;
         std::string bytes = *sends[k].second;
-        bytes.resize(std::min<uint64_t>(chunk_size_, h.size - std::min(h.size, start)), '\0');
+        bytes.resize(length, '\0');
         put.set_offset(start);
         put.set_data(std::move(bytes));
       }
       auto p = Call<pb::StoreDataReply>(h.who, h.fid.cell(), h.fid.volume(), "StoreData", put);
+      if (cipher) sealed[k] = std::move(*put.mutable_data());
       if (!p.ok()) {
         std::lock_guard lock(failed_mu);
         if (failed.ok()) failed = p.status();

@@ -309,6 +309,11 @@ class HekaFs {
   // when they do not authenticate). REQUIRES: h.mu held.
   Result<std::string> OpenChunk(Handle& h, uint64_t index, const std::string& sealed,
                                 uint64_t plain_size);
+  // Bytes [within, within + n) of chunk `index` of h's (encrypted) file, clipped at its end,
+  // opening only the blocks they lie in, if the sealed chunk is at hand (the last one read,
+  // or in the cache); nullopt if it must be fetched. REQUIRES: h.mu held.
+  Result<std::optional<std::string>> SealedPart(Handle& h, uint64_t index, uint64_t within,
+                                                uint64_t n);
   // Truncates an encrypted file to `size` (a store transaction); returns its new status.
   Result<pb::FileStatus> TruncateEncrypted(const Who& who, uint64_t ino, uint64_t size);
   // One log line per distinct problem with keys (mu_ not held).

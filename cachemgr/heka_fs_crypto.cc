@@ -196,6 +196,32 @@ Result<std::string> HekaFs::OpenChunk(Handle& h, uint64_t index, const std::stri
   return plain;
 }
 
+Result<std::optional<std::string>> HekaFs::SealedPart(Handle& h, uint64_t index,
+                                                      uint64_t within, uint64_t n) {
+  std::shared_ptr<const std::string> sealed;
+  if (h.sealed_memo && h.sealed_memo_index == index && h.sealed_memo_version == h.version) {
+    sealed = h.sealed_memo;
+  } else if (auto chunk = chunk_cache_->Get(FileKeyOf(h.fid), h.version, index)) {
+    sealed = std::make_shared<const std::string>(std::move(*chunk));
+    h.sealed_memo = sealed;
+    h.sealed_memo_index = index;
+    h.sealed_memo_version = h.version;
+    h.served = true;
+  } else {
+    return std::optional<std::string>();
+  }
+  uint64_t first = within / crypto::kBlockBytes;
+  uint64_t last = (within + std::max<uint64_t>(n, 1) - 1) / crypto::kBlockBytes;
+  auto plain = h.cipher->OpenBlocks(index, chunk_size_, *sealed, h.base_size, first, last);
+  if (!plain.ok()) {
+    h.sealed_memo.reset();
+    return OpenChunk(h, index, *sealed, h.base_size).status();  // logs why, and fails
+  }
+  uint64_t skip = within - first * crypto::kBlockBytes;
+  if (plain->size() <= skip) return std::optional<std::string>(std::string());
+  return std::optional<std::string>(plain->substr(skip, n));
+}
+
 Status HekaFs::AddResealedChunks(Handle& h) {
   auto last_of = [&](uint64_t size) { return size == 0 ? 0 : (size - 1) / chunk_size_; };
   uint64_t last = last_of(h.size);

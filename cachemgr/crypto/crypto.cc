@@ -454,6 +454,12 @@ uint64_t FileCipher::ChunkEnd(uint64_t index, uint64_t chunk_bytes) {
 
 Result<std::string> FileCipher::OpenChunk(uint64_t index, uint64_t chunk_bytes,
                                           std::string_view sealed, uint64_t plain_size) const {
+  return OpenBlocks(index, chunk_bytes, sealed, plain_size, 0, ~0ull);
+}
+
+Result<std::string> FileCipher::OpenBlocks(uint64_t index, uint64_t chunk_bytes,
+                                           std::string_view sealed, uint64_t plain_size,
+                                           uint64_t first_wanted, uint64_t last_wanted) const {
   uint64_t blocks_per_chunk = chunk_bytes / kBlockBytes;
   uint64_t total_blocks = plain_size == 0 ? 1 : (plain_size + kBlockBytes - 1) / kBlockBytes;
   uint64_t first = index * blocks_per_chunk;
@@ -473,9 +479,13 @@ Result<std::string> FileCipher::OpenChunk(uint64_t index, uint64_t chunk_bytes,
     if (Status s = CheckHeader(sealed.substr(0, kHeaderBytes)); !s.ok()) return s;
     at = kHeaderBytes;
   }
+  // Only the blocks asked for: [first + first_wanted, first + last_wanted], within the chunk.
+  uint64_t from = first + std::min(first_wanted, last - first);
+  uint64_t to = last_wanted >= last - first ? last : first + last_wanted + 1;
+  at += (from - first) * kSealedBlockBytes;
   std::string out;
-  out.reserve((last - first) * kBlockBytes);
-  for (uint64_t b = first; b < last; ++b) {
+  out.reserve((to - from) * kBlockBytes);
+  for (uint64_t b = from; b < to; ++b) {
     size_t n = std::min<size_t>(kSealedBlockBytes, sealed.size() - at);
     if (Status s = OpenBlock(b, sealed.substr(at, n), b + 1 == total_blocks, &out); !s.ok()) return s;
     at += n;

@@ -123,6 +123,10 @@ class FileCipher {
   // given the file's plaintext size. Chunk 0's header is checked.
   Result<std::string> OpenChunk(uint64_t index, uint64_t chunk_bytes, std::string_view sealed,
                                 uint64_t plain_size) const;
+  // The same, for blocks [first, last] of the chunk only (counted from the chunk's first
+  // block; `last` past the chunk's end means to its end): a small read of a large chunk.
+  Result<std::string> OpenBlocks(uint64_t index, uint64_t chunk_bytes, std::string_view sealed,
+                                 uint64_t plain_size, uint64_t first, uint64_t last) const;
   // The stored bytes of chunk `index` with plaintext `plain` (the chunk's whole plaintext:
   // chunk_bytes, or what of it lies below the file's plaintext size `plain_size`). Chunk 0
   // gets a new header. An empty file is chunk 0 with an empty `plain`.

@@ -71,6 +71,10 @@ struct HekaFs::Handle {
   std::shared_ptr<const crypto::CellKey> key;
   crypto::Id file_id{};
   std::unique_ptr<crypto::FileCipher> cipher;
+  // Encrypted: the sealed chunk read last (small reads open only the blocks they need).
+  std::shared_ptr<const std::string> sealed_memo;
+  uint64_t sealed_memo_index = 0;
+  uint64_t sealed_memo_version = 0;
   // The data version this handle reads: the one it was opened with (or last stored itself).
   // A chunk of another version is never mixed in: a read that would need one fails (ESTALE).
   // Written under `mu`; read without it by other opens of the file (KernelCaching).

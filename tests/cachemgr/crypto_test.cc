@@ -161,6 +161,38 @@ class CryptoFileTest : public ::testing::Test {
   FileCipher cipher_{*key_, id_};
 };
 
+// A small read opens only the blocks it needs: the same bytes as opening the whole chunk,
+// the same checks (a damaged block among those asked for fails).
+TEST(CryptoBlocksTest, OpenBlocksIsAPartOfOpenChunk) {
+  auto key = CellKey::Generate();
+  FileCipher c(*key, RandomId());
+  const uint64_t chunk = 64 << 10;  // 16 blocks
+  std::string plain = RandomBytes(3 * chunk + 5000, 7);
+  std::string stored = SealFile(c, plain, chunk);
+  for (uint64_t index : {0, 1, 3}) {
+    uint64_t begin = FileCipher::ChunkBegin(index, chunk);
+    uint64_t end = std::min<uint64_t>(FileCipher::ChunkEnd(index, chunk), stored.size());
+    std::string_view sealed = std::string_view(stored).substr(begin, end - begin);
+    auto whole = c.OpenChunk(index, chunk, sealed, plain.size());
+    ASSERT_TRUE(whole.ok()) << whole.status().ToString();
+    for (auto [first, last] : {std::pair<uint64_t, uint64_t>{0, 0}, {2, 5}, {15, 15}, {1, 99}}) {
+      auto part = c.OpenBlocks(index, chunk, sealed, plain.size(), first, last);
+      ASSERT_TRUE(part.ok()) << part.status().ToString();
+      std::string want = first * kBlockBytes < whole->size()
+                             ? whole->substr(first * kBlockBytes, (last - first + 1) * kBlockBytes)
+                             : std::string();
+      EXPECT_EQ(*part, want) << "chunk " << index << " blocks " << first << "-" << last;
+    }
+  }
+  std::string damaged(stored.substr(0, FileCipher::ChunkEnd(0, chunk)));
+  damaged[kHeaderBytes + 3 * kSealedBlockBytes + 40] ^= 1;  // block 3
+  EXPECT_TRUE(c.OpenBlocks(0, chunk, damaged, plain.size(), 0, 2).ok());
+  EXPECT_EQ(c.OpenBlocks(0, chunk, damaged, plain.size(), 3, 3).status().code(), Code::kIoError);
+  EXPECT_EQ(c.OpenBlocks(0, chunk, damaged.substr(0, damaged.size() - 1), plain.size(), 0, 0)
+                .status().code(),
+            Code::kIoError);  // a chunk of the wrong length, whatever is asked of it
+}
+
 TEST_F(CryptoFileTest, RoundTrips) {
   for (uint64_t cb : {64 * kKiB, kMiB}) {
     for (uint64_t size : std::vector<uint64_t>{0, 1, 4095, 4096, 4097, 64 * kKiB - 1, 64 * kKiB,
