@@ -17,6 +17,7 @@
 #include <fstream>
 #include <new>
 #include <sstream>
+#include <vector>
 
 #include <toml++/toml.h>
 
@@ -416,13 +417,18 @@ Status FileCipher::CheckHeader(std::string_view header) const {
 }
 
 void FileCipher::SealBlock(uint64_t block, std::string_view plain, bool final, std::string* out) const {
+  uint8_t nonce[kNonceBytes];
+  Random(nonce, sizeof nonce);
+  SealBlockWithNonce(block, plain, final, nonce, out);
+}
+
+void FileCipher::SealBlockWithNonce(uint64_t block, std::string_view plain, bool final,
+                                    const uint8_t* nonce, std::string* out) const {
   uint8_t aad[kIdBytes + 9];
   std::memcpy(aad, file_id_.data(), kIdBytes);
   PutU64(block, aad + kIdBytes);
   aad[kIdBytes + 8] = final ? 1 : 0;
-  uint8_t nonce[kNonceBytes];
-  Random(nonce, sizeof nonce);
-  out->append(reinterpret_cast<const char*>(nonce), sizeof nonce);
+  out->append(reinterpret_cast<const char*>(nonce), kNonceBytes);
   GcmSeal(static_cast<EVP_CIPHER_CTX*>(aead_), nullptr, nonce,
           std::string_view(reinterpret_cast<const char*>(aad), sizeof aad), plain, out);
 }
@@ -500,13 +506,17 @@ std::string FileCipher::SealChunk(uint64_t index, uint64_t chunk_bytes, std::str
   uint64_t first = index * blocks_per_chunk;
   std::string out;
   out.reserve(plain.size() + (plain.size() / kBlockBytes + 2) * kBlockOverhead + kHeaderBytes);
-  if (index == 0) out = Header();
+  if (index == 0) out.append(Header());
   if (first >= total_blocks) return out;
   uint64_t last = std::min(total_blocks, first + blocks_per_chunk);
+  // Every block's random nonce from one call (one RAND_bytes per block costs more).
+  std::vector<uint8_t> nonces((last - first) * kNonceBytes);
+  Random(nonces.data(), nonces.size());
   size_t at = 0;
   for (uint64_t b = first; b < last; ++b) {
     size_t n = std::min<size_t>(kBlockBytes, plain.size() - std::min(plain.size(), at));
-    SealBlock(b, plain.substr(std::min(plain.size(), at), n), b + 1 == total_blocks, &out);
+    SealBlockWithNonce(b, plain.substr(std::min(plain.size(), at), n), b + 1 == total_blocks,
+                       nonces.data() + (b - first) * kNonceBytes, &out);
     at += n;
   }
   return out;

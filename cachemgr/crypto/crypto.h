@@ -134,6 +134,8 @@ class FileCipher {
                         uint64_t plain_size) const;
 
  private:
+  void SealBlockWithNonce(uint64_t block, std::string_view plain, bool final,
+                          const uint8_t* nonce, std::string* out) const;
   Id file_id_;
   KeyId key_id_;
   void* aead_ = nullptr;  // a reusable EVP_CIPHER_CTX with the content key
