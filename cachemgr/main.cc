@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <sys/file.h>
 #include <openssl/rand.h>
+#include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
@@ -569,6 +570,10 @@ int Run(const std::string& config_path, const std::string& mountpoint, bool daem
 // -o takes mount(8)'s options; log=FILE is ours, the rest (rw, nosuid, ...) are ignored.
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
+  // Chunks (1 MiB and more) come and go all the time: keep them on the heap for reuse rather
+  // than mapping and faulting in fresh pages for each one.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   std::string config, log, mountpoint;
   static option opts[] = {{"config", required_argument, nullptr, 'c'},
                           {"log", required_argument, nullptr, 'l'},
