@@ -147,14 +147,21 @@ Result<db::Entry> LookupEntry(DbSession& db, const std::string& cell, const std:
   return r->entry();
 }
 
-Status PrintJson(const google::protobuf::Message& message) {
+Result<std::string> MessageJson(const google::protobuf::Message& m, bool pretty) {
   google::protobuf::util::JsonPrintOptions o;
-  o.add_whitespace = true;
+  o.add_whitespace = pretty;
   o.always_print_primitive_fields = true;
   o.preserve_proto_field_names = true;
   std::string out;
-  auto s = google::protobuf::util::MessageToJsonString(message, &out, o);
+  auto s = google::protobuf::util::MessageToJsonString(m, &out, o);
   if (!s.ok()) return Error(Code::kInternal, "cannot print JSON: " + s.ToString());
+  return out;
+}
+
+Status PrintJson(const google::protobuf::Message& message) {
+  auto json = MessageJson(message, /*pretty=*/true);
+  if (!json.ok()) return json.status();
+  std::string out = std::move(*json);
   if (out.empty() || out.back() != '\n') out.push_back('\n');
   std::fputs(out.c_str(), stdout);
   return Status::Ok();

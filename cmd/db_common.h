@@ -86,6 +86,9 @@ db::GetEntryRequest EntryRequest(const std::string& cell, const std::string& nam
 Result<db::Entry> LookupEntry(DbSession& db, const std::string& cell, const std::string& name_or_id,
                               bool leader_only = false);
 
+// `m` as JSON: proto field names, every field; `pretty` adds whitespace.
+Result<std::string> MessageJson(const google::protobuf::Message& m, bool pretty);
+
 // Prints `message` as JSON (proto field names, every field, 64-bit integers as strings as
 // the proto3 JSON mapping has it) followed by a newline.
 Status PrintJson(const google::protobuf::Message& message);

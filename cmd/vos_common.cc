@@ -111,17 +111,6 @@ std::vector<NamedServer> Matching(const db::ListServersReply& all, Match match) 
   return out;
 }
 
-Result<std::string> MessageJson(const google::protobuf::Message& m, bool pretty) {
-  google::protobuf::util::JsonPrintOptions o;
-  o.add_whitespace = pretty;
-  o.always_print_primitive_fields = true;
-  o.preserve_proto_field_names = true;
-  std::string out;
-  auto s = google::protobuf::util::MessageToJsonString(m, &out, o);
-  if (!s.ok()) return Error(Code::kInternal, "cannot print JSON: " + s.ToString());
-  return out;
-}
-
 // `m` as JSON with the key fingerprints of `volumes` (every Volume in `m`, in the order the
 // printer meets them) in hex. The fingerprints are cleared and printed as "" first: only a
 // Volume has a "key_fingerprint" key, and the quotes of a string value are escaped, so the

@@ -1082,6 +1082,16 @@ testing::ProcessResult Heka(const std::vector<std::string>& args,
   return testing::RunProcess(argv, env, seconds(60));
 }
 
+// The file server, as the provider administrator.
+std::shared_ptr<fs::FileClient> AdminFileClient() {
+  World& w = TheWorld();
+  fs::FileClientOptions fo;
+  fo.address = w.cell->fs_address(1);
+  fo.server_principal = w.cell->fs_principal(1);
+  fo.credentials.ccache = "FILE:" + w.cc["admin"];
+  return fs::FileClient::Create(w.runtime, fo);
+}
+
 // A volume `name` of acme, encrypted with the world's key (or `fingerprint_of`'s), with its
 // mount point /acme/<name> and every authenticated user allowed rlidwk, as `heka vos create
 // -encrypt` and `heka fs mkmount` would leave it.
@@ -1106,11 +1116,7 @@ void MakeEncryptedVolume(const std::string& name, MadeVolume* made_volume = null
   site->set_partition(w.cell->fs_partition(1));
   auto id = w.runtime.BlockOn(w.db->Write(std::move(vol)));
   ASSERT_TRUE(id.ok()) << id.status().ToString();
-  fs::FileClientOptions fo;
-  fo.address = w.cell->fs_address(1);
-  fo.server_principal = w.cell->fs_principal(1);
-  fo.credentials.ccache = "FILE:" + w.cc["admin"];
-  auto admin = fs::FileClient::Create(w.runtime, fo);
+  auto admin = AdminFileClient();
   pb::CreateVolumeRequest cv;
   cv.set_cell("acme");
   cv.set_id(static_cast<uint64_t>(id->id()));
@@ -1290,11 +1296,7 @@ TEST(EncryptionTest, BytesChangedOnTheServerReadAsIoErrors) {
     EXPECT_EQ(theirs.output, ours.output) << "f" << i;
   }
   {
-    fs::FileClientOptions fo;
-    fo.address = w.cell->fs_address(1);
-    fo.server_principal = w.cell->fs_principal(1);
-    fo.credentials.ccache = "FILE:" + w.cc["admin"];
-    auto admin = fs::FileClient::Create(w.runtime, fo);
+    auto admin = enc::AdminFileClient();
     pb::ListDirRequest list;
     *list.mutable_dir() = volume.root;
     list.set_limit(100);
