@@ -116,13 +116,42 @@ Result<Cps> CpsCache::Get(const std::string& cell, const std::string& principal)
 
 // ---- FileService: plumbing -------------------------------------------------------------------
 
+// A chunk this store has written only part of. It is kept in memory until the store covers
+// all of it (then it is written once, with no read of the old content) or until the commit
+// (then the old content fills the gaps). Pieces that straddle chunks, as an encrypted file's
+// sealed chunks do, arrive in any order; writing a chunk as soon as its last byte arrived
+// would write many chunks twice.
+struct FileService::PartialChunk {
+  Bytes data;                            // the written bytes at their offsets, zeros between
+  std::map<uint64_t, uint64_t> ranges;   // written [start, end), disjoint and not touching
+  bool complete_below = false;           // data already holds the old content under it
+
+  void Add(uint64_t within, const uint8_t* src, uint64_t n) {
+    if (data.size() < within + n) data.resize(within + n, 0);
+    std::memcpy(data.data() + within, src, n);
+    uint64_t start = within, end = within + n;
+    auto it = ranges.upper_bound(start);
+    if (it != ranges.begin() && std::prev(it)->second >= start) --it;
+    while (it != ranges.end() && it->first <= end) {
+      start = std::min(start, it->first);
+      end = std::max(end, it->second);
+      it = ranges.erase(it);
+    }
+    ranges.emplace(start, end);
+  }
+  bool Covers(uint64_t chunk_size) const {
+    return complete_below ||
+           (ranges.size() == 1 && ranges.begin()->first == 0 && ranges.begin()->second >= chunk_size);
+  }
+};
+
 struct FileService::Store {
   std::mutex mu;
   const rpc::Connection* conn = nullptr;
   std::shared_ptr<ServedVolume> vol;
   pb::Fid fid;
   std::unique_ptr<StoreTransaction> txn;
-  std::map<uint64_t, Bytes> partial;  // chunks written in part, merged with the old content
+  std::map<uint64_t, PartialChunk> partial;  // chunks written in part so far
 };
 
 FileService::FileService(FileServiceDeps deps)
@@ -569,22 +598,22 @@ Result<pb::StoreDataReply> FileService::StoreData(Op& op, const pb::StoreDataReq
       if (!s.ok()) return s;
     } else {
       if (it == store.partial.end()) {
-        // What this store already wrote there (an earlier StoreData covering the rest of
-        // the chunk), else the committed version.
+        if (store.partial.size() >= kMaxPartialChunks) {  // bound the memory: write one out
+          if (Status s = FlushChunk(store, store.partial.begin()->first); !s.ok()) return s;
+        }
+        PartialChunk chunk;
+        // What this store already wrote there holds the old content below it already.
         auto mine = store.txn->Written(index);
         if (!mine.ok()) return mine.status();
-        Result<Bytes> base = *mine ? Result<Bytes>(std::move(**mine))
-                                   : vol.Read(store.txn->vnode(), index * cs, cs);
-        if (!base.ok()) return base.status();
-        it = store.partial.emplace(index, std::move(*base)).first;
+        if (*mine) {
+          chunk.data = std::move(**mine);
+          chunk.complete_below = true;
+        }
+        it = store.partial.emplace(index, std::move(chunk)).first;
       }
-      Bytes& buf = it->second;
-      if (buf.size() < within + n) buf.resize(within + n, 0);
-      std::copy(src, src + n, buf.begin() + static_cast<ptrdiff_t>(within));
-      if (buf.size() == cs) {
-        Status s = store.txn->WriteChunk(index, buf);
-        if (!s.ok()) return s;
-        store.partial.erase(it);
+      it->second.Add(within, src, n);
+      if (it->second.Covers(cs) && it->second.data.size() == cs) {
+        if (Status s = FlushChunk(store, index); !s.ok()) return s;
       }
     }
     pos += n;
@@ -593,12 +622,25 @@ Result<pb::StoreDataReply> FileService::StoreData(Op& op, const pb::StoreDataReq
   return pb::StoreDataReply();
 }
 
+Status FileService::FlushChunk(Store& store, uint64_t index) {
+  auto node = store.partial.extract(index);
+  PartialChunk& chunk = node.mapped();
+  Volume& vol = *store.vol->volume;
+  const uint64_t cs = vol.chunk_size();
+  if (chunk.Covers(cs)) return store.txn->WriteChunk(index, chunk.data);
+  auto old = vol.Read(store.txn->vnode(), index * cs, cs);  // the gaps keep the old content
+  if (!old.ok()) return old.status();
+  Bytes& out = *old;
+  if (out.size() < chunk.data.size()) out.resize(chunk.data.size(), 0);
+  for (const auto& [start, end] : chunk.ranges)
+    std::memcpy(out.data() + start, chunk.data.data() + start, end - start);
+  return store.txn->WriteChunk(index, out);
+}
+
 Status FileService::FlushPartial(Store& store) {
-  for (auto& [index, buf] : store.partial) {
-    Status s = store.txn->WriteChunk(index, buf);
-    if (!s.ok()) return s;
+  while (!store.partial.empty()) {
+    if (Status s = FlushChunk(store, store.partial.begin()->first); !s.ok()) return s;
   }
-  store.partial.clear();
   return Status::Ok();
 }
 

@@ -121,6 +121,8 @@ class FileService {
     uint32_t anyuser = 0;
   };
   struct Store;
+  struct PartialChunk;
+  static constexpr size_t kMaxPartialChunks = 16;
 
   template <typename Req, typename Rep>
   void Add(rpc::HandlerRegistry& registry, std::string_view method,
@@ -182,6 +184,7 @@ class FileService {
   // Store transactions in progress, by id; each belongs to one connection.
   Result<std::shared_ptr<Store>> FindStore(const Op& op, uint64_t id);
   void DropStoresOf(const rpc::Connection* conn);
+  Status FlushChunk(Store& store, uint64_t index);
   Status FlushPartial(Store& store);
 
   FileServiceDeps deps_;

@@ -895,7 +895,7 @@ TEST(FileServerTest, SmallStoreIntoHugeFileWritesAtMostTwoChunks) {
 
 // One store of pieces that do not start on chunk boundaries (an encrypted file's sealed
 // chunks), sent in any order, over old content: every piece lands, none is lost to the old
-// version of a chunk another piece already completed.
+// version of a chunk another piece already completed, and no chunk is written twice.
 TEST(FileServerTest, UnalignedPiecesOfOneStoreInAnyOrderAllLand) {
   pb::Fid root = MakeVolume("acme", "pieces");
   Fs adm = As("acmeadm");
@@ -913,6 +913,7 @@ TEST(FileServerTest, UnalignedPiecesOfOneStoreInAnyOrderAllLand) {
       {2 * cs + 200, cs - 200}, {cs + 100, cs + 100}, {0, cs + 100}};
   std::string expected(3 * cs, '\0');
   char fill = 'a';
+  const uint64_t before = WrittenBytes(TheWorld().cell->fs_pid(1));
   for (auto [offset, length] : pieces) {
     pb::StoreDataRequest put;
     put.set_store_id(b->store_id());
@@ -927,6 +928,8 @@ TEST(FileServerTest, UnalignedPiecesOfOneStoreInAnyOrderAllLand) {
   commit.set_store_id(b->store_id());
   commit.set_size(3 * cs);
   ASSERT_TRUE(adm.Call<pb::CommitStoreReply>("CommitStore", commit).ok());
+  const uint64_t written = WrittenBytes(TheWorld().cell->fs_pid(1)) - before;
+  EXPECT_LT(written, 3 * cs + cs / 2) << "each chunk is written once, not again per piece";
   auto back = adm.Read(*f, 0, 3 * cs);
   ASSERT_TRUE(back.ok());
   EXPECT_TRUE(*back == expected) << "the pieces did not all land";
