@@ -32,6 +32,8 @@ int CellAddRealm(int argc, char** argv);
 int VosCreate(int argc, char** argv);
 int VosRemove(int argc, char** argv);
 int VosBackup(int argc, char** argv);
+int VosDump(int argc, char** argv);
+int VosRestore(int argc, char** argv);
 int VosExamine(int argc, char** argv);
 int VosListVol(int argc, char** argv);
 int VosListVldb(int argc, char** argv);

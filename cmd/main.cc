@@ -40,6 +40,8 @@ const std::map<std::string, std::map<std::string, Command>>& Suites() {
        {{"create", heka::cli::VosCreate},
         {"remove", heka::cli::VosRemove},
         {"backup", heka::cli::VosBackup},
+        {"dump", heka::cli::VosDump},
+        {"restore", heka::cli::VosRestore},
         {"examine", heka::cli::VosExamine},
         {"listvol", heka::cli::VosListVol},
         {"listvldb", heka::cli::VosListVldb}}},

@@ -325,6 +325,16 @@ Result<fs::pb::CloneVolumeReply> VolumeServerClient::Clone(const fs::pb::CloneVo
   return client_->CallSync<fs::pb::CloneVolumeReply>("heka.fileserver.VolumeServer.CloneVolume", req);
 }
 
+Result<fs::pb::DumpVolumeReply> VolumeServerClient::Dump(const fs::pb::DumpVolumeRequest& req) {
+  return client_->CallSync<fs::pb::DumpVolumeReply>("heka.fileserver.VolumeServer.DumpVolume", req);
+}
+
+Result<fs::pb::RestoreVolumeReply> VolumeServerClient::Restore(
+    const fs::pb::RestoreVolumeRequest& req) {
+  return client_->CallSync<fs::pb::RestoreVolumeReply>("heka.fileserver.VolumeServer.RestoreVolume",
+                                                       req);
+}
+
 Result<uint64_t> ParseQuota(const std::string& text) {
   auto bad = [&] {
     return Error(Code::kInvalidArgument,

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -79,10 +80,23 @@ class VolumeServerClient {
   Result<fs::pb::ListVolumesReply> List(const fs::pb::ListVolumesRequest& req);
   Result<fs::pb::ExamineVolumeReply> Examine(const fs::pb::ExamineVolumeRequest& req);
   Result<fs::pb::CloneVolumeReply> Clone(const fs::pb::CloneVolumeRequest& req);
+  Result<fs::pb::DumpVolumeReply> Dump(const fs::pb::DumpVolumeRequest& req);
+  Result<fs::pb::RestoreVolumeReply> Restore(const fs::pb::RestoreVolumeRequest& req);
 
  private:
   std::shared_ptr<fs::FileClient> client_;
 };
+
+// The VLDB entry of a new RW volume named -name of -cell on `server`'s -partition (vos create,
+// vos restore); returns the allocated volume id. `fingerprint`: the cell key's, for an
+// encrypted volume.
+Result<uint64_t> CreateEntry(DbCommand& c, const NamedServer& server, uint64_t quota,
+                             const std::optional<std::string>& fingerprint);
+
+// After a failed file server step of a new volume: deletes the VLDB entry again and returns
+// `why` saying what is left. When the server may have created the volume after all (no answer
+// in time, connection lost), it is asked to delete it first, best effort.
+Status Undo(DbCommand& c, VolumeServerClient& fs, uint64_t id, const Status& why);
 
 // -maxquota: a plain number is KiB (as OpenAFS's vos); a K, M, G or T suffix (powers of
 // 1024, case-insensitive, optionally followed by "B" or "iB") gives the unit. 0 = unlimited.

@@ -54,9 +54,10 @@ Result<crypto::KeyId> CellKeyFingerprint(const DbCommand& c) {
   return file->fingerprint;
 }
 
-// The VLDB entry; returns the allocated volume id.
+}  // namespace
+
 Result<uint64_t> CreateEntry(DbCommand& c, const NamedServer& server, uint64_t quota,
-                             const std::optional<crypto::KeyId>& fingerprint) {
+                             const std::optional<std::string>& fingerprint) {
   db::Command cmd;
   db::Volume* v = cmd.mutable_create_volume()->mutable_volume();
   v->set_name(c.Get("name"));
@@ -64,7 +65,7 @@ Result<uint64_t> CreateEntry(DbCommand& c, const NamedServer& server, uint64_t q
   v->set_quota_bytes(quota);
   if (fingerprint) {
     v->set_encrypted(true);
-    v->set_key_fingerprint(fingerprint->data(), fingerprint->size());
+    v->set_key_fingerprint(*fingerprint);
   }
   db::VolumeSite* site = v->add_sites();
   site->set_server_uuid(server.server.uuid());
@@ -95,8 +96,6 @@ Status Undo(DbCommand& c, VolumeServerClient& fs, uint64_t id, const Status& why
                          r.status().ToString() + "; run heka vos remove -id " + std::to_string(id) +
                          " -cell " + c.Get("cell") + ")");
 }
-
-}  // namespace
 
 // heka vos create -server S -partition P -name N -cell C [-maxquota SIZE]
 //                 [-encrypt [-keyfile PATH]]
@@ -137,7 +136,9 @@ int VosCreate(int argc, char** argv) {
   if (!server.ok()) return c.Fail(server.status());
   if (Status s = CheckPartition(*server, c.Get("partition")); !s.ok()) return c.Fail(s);
 
-  auto id = CreateEntry(c, *server, quota, fingerprint);
+  std::optional<std::string> fp;
+  if (fingerprint) fp.emplace(reinterpret_cast<const char*>(fingerprint->data()), fingerprint->size());
+  auto id = CreateEntry(c, *server, quota, fp);
   if (!id.ok()) return c.Fail(id.status());
   fs::pb::CreateVolumeRequest req;
   req.set_cell(c.Get("cell"));

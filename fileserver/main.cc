@@ -112,6 +112,15 @@ std::shared_ptr<fs::ServedVolume> Served(std::unique_ptr<fs::Volume> volume, std
 PendingSalvage OpenPartition(const std::string& partition, fs::FileService& service) {
   PendingSalvage pending{partition, {}};
   fs::VolumeOptions options = service.OptionsFor(partition);
+  {  // dumps and restores that were running at the last stop: nothing of them is kept
+    std::error_code ec;
+    const std::string staging = partition + "/" + fs::kStagingDirName;
+    if (std::filesystem::exists(staging, ec)) {
+      std::filesystem::remove_all(staging, ec);
+      if (ec) spdlog::error("cannot empty {}: {}", staging, ec.message());
+      else spdlog::info("removed the unfinished dumps and restores in {}", staging);
+    }
+  }
   auto ids = fs::ListVolumeIds(options);
   if (!ids.ok()) {
     spdlog::error("cannot read partition {}: {}", partition, ids.status().ToString());

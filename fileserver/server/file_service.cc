@@ -284,6 +284,8 @@ void FileService::Register(rpc::HandlerRegistry& r) {
   Add(r, "heka.fileserver.VolumeServer.SetQuota", &FileService::VolSetQuota);
   Add(r, "heka.fileserver.VolumeServer.SetOnline", &FileService::SetOnline);
   Add(r, "heka.fileserver.VolumeServer.CloneVolume", &FileService::CloneVolume);
+  Add(r, "heka.fileserver.VolumeServer.DumpVolume", &FileService::DumpVolume);
+  Add(r, "heka.fileserver.VolumeServer.RestoreVolume", &FileService::RestoreVolume);
 }
 
 // ---- Rights and status -----------------------------------------------------------------------

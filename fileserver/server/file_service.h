@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -29,6 +30,8 @@
 #include "rpc/runtime.h"
 
 namespace heka::fs {
+
+struct DumpSession;  // a dump or restore in progress (volume_service.cc)
 
 // One volume instance this server serves.
 struct ServedVolume {
@@ -178,6 +181,16 @@ class FileService {
   Result<pb::SetQuotaReply> VolSetQuota(Op& op, const pb::SetQuotaRequest& req);
   Result<pb::SetVolumeOnlineReply> SetOnline(Op& op, const pb::SetVolumeOnlineRequest& req);
   Result<pb::CloneVolumeReply> CloneVolume(Op& op, const pb::CloneVolumeRequest& req);
+  Result<pb::DumpVolumeReply> DumpVolume(Op& op, const pb::DumpVolumeRequest& req);
+  Result<pb::RestoreVolumeReply> RestoreVolume(Op& op, const pb::RestoreVolumeRequest& req);
+  Result<std::shared_ptr<DumpSession>> StartDump(Op& op, const pb::DumpVolumeRequest& req);
+  Result<std::shared_ptr<DumpSession>> StartRestore(Op& op, const pb::RestoreVolumeRequest& req);
+  Result<std::shared_ptr<DumpSession>> FindSession(const Op& op, uint64_t id);
+  uint64_t RegisterSession(Op& op, std::shared_ptr<DumpSession> session);
+  // Session *id of this connection, or, for *id 0, a new one made by `start` (*id set).
+  Result<std::shared_ptr<DumpSession>> OpenSession(
+      Op& op, uint64_t* id, const std::function<Result<std::shared_ptr<DumpSession>>()>& start);
+  Result<pb::VolumeStatus> SwapInRestored(Op& op, DumpSession& s);
   // The partition where the VLDB places `cell`'s volume `id` (RW site) on this server.
   Result<std::string> RwPartitionHere(const std::string& cell, uint64_t id, std::string* name);
 
@@ -186,6 +199,12 @@ class FileService {
   void DropStoresOf(const rpc::Connection* conn);
   Status FlushChunk(Store& store, uint64_t index);
   Status FlushPartial(Store& store);
+
+  // Dumps and restores in progress (volume_service.cc), by session id; each belongs to one
+  // connection and holds a staging directory that goes with it.
+  std::mutex sessions_mu_;
+  std::map<uint64_t, std::shared_ptr<DumpSession>> sessions_;
+  uint64_t next_session_ = 1;
 
   FileServiceDeps deps_;
   const FileServerConfig& config_;

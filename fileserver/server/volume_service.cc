@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "fileserver/server/file_service.h"
+#include "fileserver/volume/volume_dump.h"
 
 namespace heka::fs {
 namespace {
@@ -14,6 +15,15 @@ namespace {
 Status Denied() { return Error(Code::kPermissionDenied, "permission denied"); }
 
 std::string CellFile(const std::string& volume_dir) { return volume_dir + "/cell"; }
+
+constexpr size_t kDumpPiece = 4 << 20;  // stream bytes per DumpVolume reply
+
+// Where dumps and restores keep their clones and half-built volumes: a directory of the
+// partition that is not a volume (ListVolumeIds skips it), emptied at start.
+std::string StagingDir(const std::string& partition, const char* kind) {
+  static std::atomic<uint64_t> next{1};
+  return partition + "/" + kStagingDirName + "/" + kind + "-" + std::to_string(next++);
+}
 
 }  // namespace
 
@@ -286,6 +296,252 @@ Result<pb::CloneVolumeReply> FileService::CloneVolume(Op& op, const pb::CloneVol
   if (!st.ok()) return st.status();
   pb::CloneVolumeReply rep;
   *rep.mutable_status() = std::move(*st);
+  return rep;
+}
+
+// ---- dumps and restores ---------------------------------------------------------------------
+
+struct DumpSession {
+  const rpc::Connection* conn = nullptr;
+  std::mutex mu;
+  std::string cell;
+  uint64_t id = 0;
+  std::string partition;
+  std::string staging;                 // removed with the session
+  std::unique_ptr<Volume> volume;      // the clone dumped, or the volume being restored
+  std::unique_ptr<VolumeDumper> dumper;
+  std::unique_ptr<VolumeRestorer> restorer;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+
+  ~DumpSession() {
+    volume.reset();
+    if (!staging.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(staging, ec);
+    }
+  }
+};
+
+Result<std::shared_ptr<DumpSession>> FileService::FindSession(const Op& op, uint64_t id) {
+  std::lock_guard lock(sessions_mu_);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end() || it->second->conn != op.conn.get()) {
+    return Error(Code::kNotFound, "no dump or restore session " + std::to_string(id) +
+                                      " on this connection");
+  }
+  return it->second;
+}
+
+// Registers `s` and arranges for it to go when its connection closes.
+uint64_t FileService::RegisterSession(Op& op, std::shared_ptr<DumpSession> s) {
+  uint64_t id;
+  {
+    std::lock_guard lock(sessions_mu_);
+    id = next_session_++;
+    sessions_[id] = std::move(s);
+  }
+  if (op.conn) {
+    op.conn->AddCloseObserver([this, id](const Status&) {
+      std::shared_ptr<DumpSession> gone;  // destroyed (staging removed) outside the lock
+      std::lock_guard lock(sessions_mu_);
+      auto it = sessions_.find(id);
+      if (it == sessions_.end()) return;
+      spdlog::warn("dump or restore session {} of volume {}: its connection closed; nothing of "
+                   "it is kept",
+                   id, it->second->id);
+      gone = std::move(it->second);
+      sessions_.erase(it);
+    });
+  }
+  return id;
+}
+
+Result<std::shared_ptr<DumpSession>> FileService::OpenSession(
+    Op& op, uint64_t* id, const std::function<Result<std::shared_ptr<DumpSession>>()>& start) {
+  if (*id != 0) return FindSession(op, *id);
+  auto started = start();
+  if (!started.ok()) return started.status();
+  *id = RegisterSession(op, *started);
+  return started;
+}
+
+Result<std::shared_ptr<DumpSession>> FileService::StartDump(Op& op, const pb::DumpVolumeRequest& req) {
+  Status s = RequireVolumeAdmin(op, req.cell());
+  if (!s.ok()) return s;
+  auto vol = volumes_.Find(req.id());
+  if (!vol || vol->cell != req.cell()) {
+    return Error(Code::kNotFound, "no volume " + std::to_string(req.id()) + " on this server");
+  }
+  if (!vol->volume) {
+    return Error(Code::kVolumeOffline, "volume " + std::to_string(req.id()) + " is being salvaged");
+  }
+  auto session = std::make_shared<DumpSession>();
+  session->conn = op.conn.get();
+  session->cell = req.cell();
+  session->id = req.id();
+  session->partition = vol->partition;
+  session->staging = StagingDir(vol->partition, "dump");
+  std::error_code ec;
+  std::filesystem::create_directories(session->staging, ec);
+  if (ec) return Error(Code::kIoError, "creating " + session->staging + ": " + ec.message());
+  auto header = vol->volume->Header();
+  if (!header.ok()) return header.status();
+  auto clone = vol->volume->Clone(req.id(), header->name, header->type, session->staging);
+  if (!clone.ok()) return clone.status().WithContext("cloning volume " + std::to_string(req.id()));
+  session->volume = std::move(*clone);
+  dump::DumpHeader h;
+  h.set_cell(req.cell());
+  h.set_encrypted(req.encrypted());
+  h.set_key_fingerprint(req.key_fingerprint());
+  auto dumper = VolumeDumper::Start(*session->volume, req.from_serial(), std::move(h));
+  if (!dumper.ok()) return dumper.status();
+  session->dumper = std::move(*dumper);
+  spdlog::info("dump of volume {} '{}' of cell {} ({}, {} vnodes) started for {}", req.id(),
+               header->name, req.cell(),
+               req.from_serial() == 0 ? std::string("full")
+                                      : "changes after serial " + std::to_string(req.from_serial()),
+               session->dumper->progress().vnodes_total, op.peer.principal());
+  return session;
+}
+
+Result<pb::DumpVolumeReply> FileService::DumpVolume(Op& op, const pb::DumpVolumeRequest& req) {
+  uint64_t id = req.session();
+  auto opened = OpenSession(op, &id, [&] { return StartDump(op, req); });
+  if (!opened.ok()) return opened.status();
+  std::shared_ptr<DumpSession> session = *opened;
+  std::lock_guard lock(session->mu);
+  if (!session->dumper) return Error(Code::kInvalidArgument, "session " + std::to_string(id) + " is a restore");
+  pb::DumpVolumeReply rep;
+  rep.set_session(id);
+  auto done = session->dumper->Next(kDumpPiece, rep.mutable_data());
+  if (!done.ok()) return done.status().WithContext("dumping volume " + std::to_string(session->id));
+  rep.set_done(*done);
+  rep.set_vnodes_total(session->dumper->progress().vnodes_total);
+  rep.set_vnodes_done(session->dumper->progress().vnodes_done);
+  rep.set_serial(session->dumper->header().serial());
+  if (*done) {
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - session->start).count();
+    spdlog::info("dump of volume {} done: {} vnodes, {} bytes, serial {}, in {:.2f} s",
+                 session->id, session->dumper->progress().vnodes_done,
+                 session->dumper->progress().bytes, session->dumper->header().serial(), seconds);
+    std::lock_guard lock2(sessions_mu_);
+    sessions_.erase(id);  // the clone goes with the last reference
+  }
+  return rep;
+}
+
+Result<std::shared_ptr<DumpSession>> FileService::StartRestore(Op& op,
+                                                               const pb::RestoreVolumeRequest& req) {
+  Status s = RequireVolumeAdmin(op, req.cell());
+  if (!s.ok()) return s;
+  std::string vldb_name;
+  auto partition = RwPartitionHere(req.cell(), req.id(), &vldb_name);
+  if (!partition.ok()) return partition.status();
+  auto header = ReadDumpHeader(req.data());
+  if (!header.ok()) return header.status();
+  auto session = std::make_shared<DumpSession>();
+  session->conn = op.conn.get();
+  session->cell = req.cell();
+  session->id = req.id();
+  session->partition = *partition;
+  session->staging = StagingDir(*partition, "restore");
+  std::error_code ec;
+  std::filesystem::create_directories(session->staging, ec);
+  if (ec) return Error(Code::kIoError, "creating " + session->staging + ": " + ec.message());
+  VolumeOptions options = OptionsFor(session->staging);
+  const std::string name = req.name().empty() ? vldb_name : req.name();
+  if (header->from_serial() == 0) {
+    options.chunk_size = header->chunk_size();
+    options.inline_limit = header->inline_limit();
+    auto created = Volume::Create(options, req.id(), name, VolumeType::kReadWrite, 0);
+    if (!created.ok()) return created.status();
+    session->volume = std::move(*created);
+  } else {
+    auto vol = volumes_.Find(req.id());
+    if (!vol || vol->cell != req.cell() || !vol->volume) {
+      return Error(Code::kNotFound, "an incremental dump applies to an existing volume, and volume " +
+                                        std::to_string(req.id()) + " is not served here");
+    }
+    auto clone = vol->volume->Clone(req.id(), name, VolumeType::kReadWrite, session->staging);
+    if (!clone.ok()) return clone.status().WithContext("copying volume " + std::to_string(req.id()));
+    session->volume = std::move(*clone);
+  }
+  session->restorer = std::make_unique<VolumeRestorer>(*session->volume);
+  spdlog::info("restore of volume {} '{}' of cell {} ({} dump of volume {}) started for {}",
+               req.id(), name, req.cell(),
+               header->from_serial() == 0 ? std::string("full")
+                                          : "incremental after serial " +
+                                                std::to_string(header->from_serial()),
+               header->volume_id(), op.peer.principal());
+  return session;
+}
+
+// Puts the restored volume in place of the one with its id (if any), atomically for clients:
+// the old instance goes offline, the new directory is renamed in, the clients revalidate.
+Result<pb::VolumeStatus> FileService::SwapInRestored(Op& op, DumpSession& s) {
+  if (Status st = s.restorer->Finish(); !st.ok()) return st;
+  auto header = s.volume->Header();
+  if (!header.ok()) return header.status();
+  s.restorer.reset();
+  s.volume.reset();
+  if (Status st = SaveCell(*deps_.env, VolumeDir(OptionsFor(s.staging), s.id), s.cell); !st.ok())
+    return st;
+  const std::string dir = VolumeDir(OptionsFor(s.partition), s.id);
+  auto old = volumes_.Take(s.id);
+  if (old) {
+    old->online = false;
+    callbacks_.BreakVolume(s.id);
+    old->volume.reset();
+  }
+  std::error_code ec;
+  if (std::filesystem::exists(dir)) std::filesystem::rename(dir, s.staging + "/old", ec);
+  if (!ec) std::filesystem::rename(VolumeDir(OptionsFor(s.staging), s.id), dir, ec);
+  if (ec) {
+    return Error(Code::kIoError, "putting the restored volume in place at " + dir + ": " +
+                                     ec.message() + " (the old volume is in " + s.staging +
+                                     "/old; run the salvager)");
+  }
+  (void)deps_.env->SyncDir(s.partition);
+  auto opened = Volume::Open(OptionsFor(s.partition), s.id);
+  if (!opened.ok()) return opened.status();
+  auto served = std::make_shared<ServedVolume>();
+  served->volume = std::move(*opened);
+  served->type = VolumeType::kReadWrite;
+  served->cell = s.cell;
+  served->partition = s.partition;
+  volumes_.Put(s.id, served);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - s.start).count();
+  spdlog::info("restore of volume {} '{}' of cell {} done: {} files, serial {}, in {:.2f} s for {}",
+               s.id, header->name, s.cell, header->files, header->serial, seconds,
+               op.peer.principal());
+  return Describe(s.id, *served);
+}
+
+Result<pb::RestoreVolumeReply> FileService::RestoreVolume(Op& op, const pb::RestoreVolumeRequest& req) {
+  uint64_t id = req.session();
+  auto opened = OpenSession(op, &id, [&] { return StartRestore(op, req); });
+  if (!opened.ok()) return opened.status();
+  std::shared_ptr<DumpSession> session = *opened;
+  std::lock_guard lock(session->mu);
+  auto fail = [&](Status s) {
+    std::lock_guard lock2(sessions_mu_);
+    sessions_.erase(id);  // the staging volume goes; the volume in place is untouched
+    spdlog::warn("restore of volume {} failed, nothing changed: {}", session->id, s.ToString());
+    return s;
+  };
+  if (!session->restorer) return Error(Code::kInvalidArgument, "session " + std::to_string(id) + " is a dump");
+  if (Status s = session->restorer->Feed(req.data()); !s.ok()) return fail(s);
+  pb::RestoreVolumeReply rep;
+  rep.set_session(id);
+  rep.set_vnodes_done(session->restorer->progress().vnodes_done);
+  if (req.last()) {
+    auto st = SwapInRestored(op, *session);
+    if (!st.ok()) return fail(st.status());
+    *rep.mutable_status() = std::move(*st);
+    std::lock_guard lock2(sessions_mu_);
+    sessions_.erase(id);
+  }
   return rep;
 }
 

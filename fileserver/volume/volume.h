@@ -42,6 +42,8 @@ inline constexpr uint64_t kRootVnode = 1;
 inline constexpr size_t kMaxNameLength = 1024;            // bytes
 inline constexpr int64_t kSystemAdministrators = -204;    // AFS's id of system:administrators
 inline constexpr const char* kDirtyMarkerName = "dirty";  // V<volid>/dirty: changes in flight
+// <partition>/.staging: clones being dumped and volumes being restored; emptied at start.
+inline constexpr const char* kStagingDirName = ".staging";
 
 enum class VolumeType : uint8_t { kReadWrite = 0, kReadOnly = 1, kBackup = 2 };
 enum class VnodeType : uint8_t { kFile = 1, kDir = 2, kSymlink = 3 };
@@ -239,7 +241,10 @@ class Volume {
   // A cheap copy of this volume as `new_id` on the same partition: the metadata database is
   // copied (SQLite backup API) and every chunk file hard-linked, so both share the data
   // until one of them stores (chunks are never modified in place).
-  Result<std::unique_ptr<Volume>> Clone(uint64_t new_id, std::string name, VolumeType type);
+  // `partition`: where the clone goes instead of this volume's partition (a staging
+  // directory on the same file system).
+  Result<std::unique_ptr<Volume>> Clone(uint64_t new_id, std::string name, VolumeType type,
+                                        const std::string& partition = "");
 
   uint64_t id() const { return id_; }
   uint64_t chunk_size() const { return options_.chunk_size; }
@@ -248,6 +253,8 @@ class Volume {
 
  private:
   friend class StoreTransaction;
+  friend class VolumeDumper;    // volume_dump.cc
+  friend class VolumeRestorer;
   struct Txn;
   Volume(VolumeOptions options, uint64_t id, std::unique_ptr<SqliteDb> db);
 

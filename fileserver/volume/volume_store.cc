@@ -299,9 +299,12 @@ Status Volume::LinkChunksInto(ChunkStore& dest) {
   return dest.SyncDir();
 }
 
-Result<std::unique_ptr<Volume>> Volume::Clone(uint64_t new_id, std::string name, VolumeType type) {
+Result<std::unique_ptr<Volume>> Volume::Clone(uint64_t new_id, std::string name, VolumeType type,
+                                              const std::string& partition) {
   Env* env = options_.env;
-  std::string dest_dir = options_.partition + "/V" + std::to_string(new_id);
+  VolumeOptions dest_options = options_;
+  if (!partition.empty()) dest_options.partition = partition;
+  std::string dest_dir = VolumeDir(dest_options, new_id);
   {
     std::lock_guard lock(mu_);
     if (Status s = env->MkDir(dest_dir); !s.ok()) return s;
@@ -322,9 +325,9 @@ Result<std::unique_ptr<Volume>> Volume::Clone(uint64_t new_id, std::string name,
     }  // closing checkpoints the WAL into the file
     if (Status s = env->Rename(tmp, dest_dir + "/meta.sqlite"); !s.ok()) return s;
     if (Status s = env->SyncDir(dest_dir); !s.ok()) return s;
-    if (Status s = env->SyncDir(options_.partition); !s.ok()) return s;
+    if (Status s = env->SyncDir(dest_options.partition); !s.ok()) return s;
   }
-  return Open(options_, new_id);
+  return Open(dest_options, new_id);
 }
 
 }  // namespace heka::fs

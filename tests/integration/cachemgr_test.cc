@@ -1521,5 +1521,102 @@ TEST(BackupTest, ABackupShowsTheSnapshotWhileTheVolumeChanges) {
   }
 }
 
+testing::ProcessResult Vos(std::vector<std::string> args) {
+  World& w = TheWorld();
+  args.insert(args.begin(), "vos");
+  for (std::string a : {std::string("-cell"), std::string("acme"), std::string("-dbservers"),
+                        w.cell->db().dbservers()})
+    args.push_back(a);
+  return enc::Heka(args, {{"KRB5CCNAME", "FILE:" + w.cc["admin"]}});
+}
+
+// What a user sees of a tree: every path with its type, mode, owner, size, mtime, link count
+// and symlink target, and every file's checksum.
+std::string TreeOf(const std::string& dir) {
+  return Sh("alice", "cd " + dir + " && find . -printf '%p %y %m %U %s %T@ %n %l\\n' | sort && "
+                     "find . -type f -print0 | sort -z | xargs -0 sha256sum").output;
+}
+
+// vos dump writes a volume to a file and vos restore makes a new volume of it; an incremental
+// dump carries changes, deletes and renames on top. An encrypted volume's dump holds no
+// plaintext, and its restore reads with the same key.
+TEST(DumpTest, AFullAndAnIncrementalDumpRestoreTheVolume) {
+  World& w = TheWorld();
+  for (bool encrypted : {false, true}) {
+    std::string vol = encrypted ? "encdumped" : "dumped";
+    SCOPED_TRACE(vol);
+    enc::MakeEncryptedVolume(vol, nullptr, encrypted);
+    const std::string marker = "dumpmarker" + std::to_string(encrypted);
+    ASSERT_EQ(Sh("alice", "cd " + A(vol) + " && mkdir -p d/e && echo " + marker + " > d/notes && "
+                          "chmod 640 d/notes && head -c 2500000 /dev/urandom > d/e/big && "
+                          "ln d/notes d/notes.link && ln -s d/notes sym && echo gone > gone && "
+                          "echo moving > moving && touch -d 2020-01-02T03:04:05 d/notes")
+                  .exit_code,
+              0);
+    const std::string dumps = SharedRealm().dir() + "/dumps-" + vol;
+    std::filesystem::create_directories(dumps);
+    auto full = Vos({"dump", "-id", vol, "-file", dumps + "/full"});
+    ASSERT_EQ(full.exit_code, 0) << full.output;
+    EXPECT_NE(full.output.find("Dumped volume " + vol), std::string::npos) << full.output;
+    auto at = full.output.find("-fromserial ");
+    ASSERT_NE(at, std::string::npos) << full.output;
+    const std::string serial = std::to_string(std::stoull(full.output.substr(at + 12)));
+    std::ifstream in(dumps + "/full", std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(bytes.find(marker) == std::string::npos, encrypted)
+        << "the marker is in the dump exactly when the volume is not encrypted";
+
+    auto restored = Vos({"restore", "-server", w.cell->fs_uuid(1), "-partition",
+                         w.cell->fs_partition(1), "-name", vol + ".copy", "-file", dumps + "/full"});
+    ASSERT_EQ(restored.exit_code, 0) << restored.output;
+    EXPECT_NE(restored.output.find("Restored volume " + vol + ".copy"), std::string::npos)
+        << restored.output;
+    auto mount = enc::Heka({"fs", "mkmount", "-dir", A(vol + "-copy"), "-vol", vol + ".copy",
+                            "-socket", enc::SocketOf(w.mounts[0])},
+                           {{"KRB5CCNAME", "FILE:" + w.cc["admin"]}});
+    ASSERT_EQ(mount.exit_code, 0) << mount.output;
+    const std::string original = TreeOf(A(vol));
+    ASSERT_NE(original.find("./d/notes f 640"), std::string::npos) << original;
+    EXPECT_EQ(TreeOf(A(vol + "-copy")), original) << w.cell->LogTail(1);
+    EXPECT_EQ(TreeOf(B(vol + "-copy")), original) << "through the other client too";
+
+    // Changes of every kind, then an incremental dump applied on top of the copy.
+    ASSERT_EQ(Sh("alice", "cd " + A(vol) + " && rm gone && mv moving d/e/moved && "
+                          "echo more >> d/notes && head -c 100 /dev/urandom > new && "
+                          "chmod 600 d/e/big")
+                  .exit_code,
+              0);
+    auto inc = Vos({"dump", "-id", vol, "-fromserial", serial, "-file", dumps + "/inc"});
+    ASSERT_EQ(inc.exit_code, 0) << inc.output;
+    EXPECT_LT(std::filesystem::file_size(dumps + "/inc"), std::filesystem::file_size(dumps + "/full"))
+        << "the unchanged 2.5 MB file is not in the increment";
+    auto refused = Vos({"restore", "-server", w.cell->fs_uuid(1), "-partition",
+                        w.cell->fs_partition(1), "-name", vol + ".copy", "-file", dumps + "/inc"});
+    EXPECT_NE(refused.exit_code, 0);
+    EXPECT_NE(refused.output.find("-overwrite incremental"), std::string::npos) << refused.output;
+    auto applied = Vos({"restore", "-server", w.cell->fs_uuid(1), "-partition",
+                        w.cell->fs_partition(1), "-name", vol + ".copy", "-file", dumps + "/inc",
+                        "-overwrite", "incremental"});
+    ASSERT_EQ(applied.exit_code, 0) << applied.output;
+    const std::string changed = TreeOf(A(vol));
+    EXPECT_EQ(changed.find("./gone"), std::string::npos);
+    EXPECT_TRUE(WaitFor([&] { return TreeOf(A(vol + "-copy")) == changed; }, seconds(10)))
+        << TreeOf(A(vol + "-copy")) << "\nwanted:\n" << changed;
+    EXPECT_TRUE(WaitFor([&] { return TreeOf(B(vol + "-copy")) == changed; }, seconds(10)));
+
+    // A cut dump is refused whole and leaves the copy as it was.
+    std::filesystem::resize_file(dumps + "/full", std::filesystem::file_size(dumps + "/full") - 100);
+    auto cut = Vos({"restore", "-server", w.cell->fs_uuid(1), "-partition", w.cell->fs_partition(1),
+                    "-name", vol + ".copy", "-file", dumps + "/full", "-overwrite", "full"});
+    EXPECT_NE(cut.exit_code, 0);
+    EXPECT_NE(cut.output.find("stops before its end record"), std::string::npos) << cut.output;
+    EXPECT_EQ(TreeOf(A(vol + "-copy")), changed);
+    const std::string staging = w.cell->fs_partition(1) + "/.staging";
+    EXPECT_TRUE(WaitFor([&] {
+      return !std::filesystem::exists(staging) || std::filesystem::is_empty(staging);
+    }, seconds(10))) << "nothing of the failed restore is left";
+  }
+}
+
 }  // namespace
 }  // namespace heka::cm
