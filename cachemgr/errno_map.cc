@@ -46,6 +46,8 @@ int ErrnoOf(const Status& status) {
     case Code::kLockConflict: return EAGAIN;
     case Code::kLockLost: return EIO;
     case Code::kReadOnly: return EROFS;
+    case Code::kVolumeMoved: return EIO;  // only after the retries in HekaFs::Call
+    case Code::kVolumeBusy: return EIO;
   }
   return EIO;
 }

@@ -48,6 +48,10 @@ HekaFs::HekaFs(HekaFsOptions options)
 
 HekaFs::~HekaFs() {
   {
+    std::unique_lock gone(life_->mu);  // waits for callbacks running now
+    life_->alive = false;
+  }
+  {
     std::lock_guard lock(inval_mu_);
     stopping_ = true;
   }
@@ -212,8 +216,16 @@ std::shared_ptr<fs::FileClient> HekaFs::ClientFor(const Who& who, const Server& 
     o.credentials.ccache = who.ccache;
   }
   o.client_uuid = options_.client_uuid;
-  o.on_break = [this](const pb::BreakRequest& req) { OnBreak(req); };
-  o.on_revalidate = [this] { OnRevalidate(); };
+  // Connections may outlive this HekaFs (a close observer runs as they go): their callbacks
+  // reach it only while it lives.
+  o.on_break = [this, life = life_](const pb::BreakRequest& req) {
+    std::shared_lock alive(life->mu);
+    if (life->alive) OnBreak(req);
+  };
+  o.on_revalidate = [this, life = life_] {
+    std::shared_lock alive(life->mu);
+    if (life->alive) OnRevalidate();
+  };
   auto client = fs::FileClient::Create(*options_.runtime, o);
   clients_[key] = client;
   return client;
@@ -238,6 +250,13 @@ Result<uint64_t> HekaFs::RootVolume(const std::string& cell) {
   std::lock_guard lock(mu_);
   root_volumes_[cell] = r->volume().id();
   return r->volume().id();
+}
+
+void HekaFs::ForgetServer(const std::string& cell, uint64_t volume) {
+  std::lock_guard lock(mu_);
+  if (servers_.erase({cell, volume}) > 0) {
+    spdlog::info("volume {} of cell {} moved: asking the VLDB where it is now", volume, cell);
+  }
 }
 
 Result<HekaFs::Server> HekaFs::ServerOf(const std::string& cell, uint64_t volume) {
@@ -287,6 +306,26 @@ Result<Rep> HekaFs::Call(const Who& who, const std::string& cell, uint64_t volum
   // A connection that died with its server (a restart) fails the first call on it; reads are
   // safe to send once more on a fresh connection.
   if (!r.ok() && r.status().code() == Code::kUnavailable && Idempotent(method)) {
+    r = client->CallSync<Rep>(kFile + method, req);
+  }
+  // A volume being moved: busy during the move's short freeze (ask again shortly), then moved
+  // (ask the VLDB where it is now). Both answers come before any change is made, so any call
+  // may be sent again, except the parts of a store, which StoreDirty begins again.
+  const bool store_part = method == "StoreData" || method == "CommitStore" || method == "AbortStore";
+  auto pause = std::chrono::milliseconds(5);
+  for (auto give_up = std::chrono::steady_clock::now() + kMoveWait;
+       !r.ok() && !store_part &&
+       (r.status().code() == Code::kVolumeBusy || r.status().code() == Code::kVolumeMoved) &&
+       std::chrono::steady_clock::now() < give_up;) {
+    if (r.status().code() == Code::kVolumeMoved) {
+      ForgetServer(cell, volume);
+    } else {
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::milliseconds(200));
+    }
+    server = ServerOf(cell, volume);
+    if (!server.ok()) return server.status();
+    client = ClientFor(who, *server);
     r = client->CallSync<Rep>(kFile + method, req);
   }
   if (r.ok() && server->encrypted) PlainSizes(&*r);
@@ -677,7 +716,11 @@ Result<EntryOut> HekaFs::LookupAs(const Who& who, uint64_t parent, const std::st
     auto it = nodes_.find(parent);
     if (it != nodes_.end()) it->second->kernel_names.insert(name);
   }
-  return EntryFor(who, *st);
+  EntryOut e = EntryFor(who, *st);
+  // Unstored writes show in the size here too: the kernel takes a lookup's size as the
+  // file's, and an O_APPEND write of another process would land on the unstored bytes.
+  ApplyPendingSize(e.ino, e.st);
+  return e;
 }
 
 Result<AttrOut> HekaFs::GetAttr(const Caller& c, uint64_t ino) {
@@ -1638,6 +1681,23 @@ Result<size_t> HekaFs::Write(uint64_t fh, uint64_t offset, const char* data, siz
 }
 
 Status HekaFs::StoreDirty(Handle& h) {
+  // A store that meets a volume's move (busy, or moved away with the store half done) is
+  // aborted by the server and begins again, on the new server if it moved.
+  auto pause = std::chrono::milliseconds(5);
+  for (auto give_up = std::chrono::steady_clock::now() + kMoveWait;;) {
+    Status s = StoreDirtyOnce(h);
+    const Code code = s.code();
+    if (s.ok() || (code != Code::kVolumeBusy && code != Code::kVolumeMoved) ||
+        std::chrono::steady_clock::now() > give_up) {
+      return s;
+    }
+    if (code == Code::kVolumeMoved) ForgetServer(h.fid.cell(), h.fid.volume());
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(200));
+  }
+}
+
+Status HekaFs::StoreDirtyOnce(Handle& h) {
   if (!h.Pending()) return Status::Ok();
   if (h.cipher) {
     if (Status s = AddResealedChunks(h); !s.ok()) return s;

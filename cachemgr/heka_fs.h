@@ -36,6 +36,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <shared_mutex>
 #include <thread>
 #include <vector>
 
@@ -324,6 +325,9 @@ class HekaFs {
   Result<Rep> Call(const Who& who, const std::string& cell, uint64_t volume,
                    const std::string& method, const Req& req);
   Result<Server> ServerOf(const std::string& cell, uint64_t volume);
+  void ForgetServer(const std::string& cell, uint64_t volume);  // it moved: ask the VLDB again
+  // How long calls wait through a volume's move (busy, moved) before they fail.
+  static constexpr std::chrono::seconds kMoveWait{120};
   std::shared_ptr<fs::FileClient> ClientFor(const Who& who, const Server& server);
   Result<uint64_t> RootVolume(const std::string& cell);
 
@@ -378,7 +382,8 @@ class HekaFs {
   // Unstored writes of open handles show in the size.
   void ApplyPendingSize(uint64_t ino, struct stat& st);
 
-  Status StoreDirty(Handle& h);
+  Status StoreDirty(Handle& h);      // StoreDirtyOnce, again through a volume move
+  Status StoreDirtyOnce(Handle& h);
   // kLockLost if a lock taken through `h` was lost: its I/O then fails with EIO.
   Status LockState(const Handle& h);
   // The open handles of `ino` (lock order: a handle's mutex before mu_, never the reverse).
@@ -411,6 +416,12 @@ class HekaFs {
   std::map<uint64_t, std::unique_ptr<Node>> nodes_;        // mu_: by ino
   std::map<std::string, uint64_t> root_volumes_;           // mu_: cell -> root.cell volume id
   std::map<std::pair<std::string, std::string>, uint64_t> named_volumes_;  // mu_: (cell, name)
+  // Whether this HekaFs still lives, for the file clients' callbacks (which may run later).
+  struct Life {
+    std::shared_mutex mu;
+    bool alive = true;
+  };
+  std::shared_ptr<Life> life_ = std::make_shared<Life>();
   std::map<std::pair<std::string, uint64_t>, Server> servers_;  // mu_
   // mu_: (address, ccache, Who::Kinit) -> the connection made for one kinit of that cache.
   // A new kinit gets new connections; the old ones stay for the files opened (and locks

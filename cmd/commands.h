@@ -34,6 +34,7 @@ int VosRemove(int argc, char** argv);
 int VosBackup(int argc, char** argv);
 int VosDump(int argc, char** argv);
 int VosRestore(int argc, char** argv);
+int VosMove(int argc, char** argv);
 int VosExamine(int argc, char** argv);
 int VosListVol(int argc, char** argv);
 int VosListVldb(int argc, char** argv);

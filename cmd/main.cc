@@ -42,6 +42,7 @@ const std::map<std::string, std::map<std::string, Command>>& Suites() {
         {"backup", heka::cli::VosBackup},
         {"dump", heka::cli::VosDump},
         {"restore", heka::cli::VosRestore},
+        {"move", heka::cli::VosMove},
         {"examine", heka::cli::VosExamine},
         {"listvol", heka::cli::VosListVol},
         {"listvldb", heka::cli::VosListVldb}}},

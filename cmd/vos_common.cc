@@ -335,6 +335,19 @@ Result<fs::pb::RestoreVolumeReply> VolumeServerClient::Restore(
                                                        req);
 }
 
+Result<fs::pb::SetVolumeOnlineReply> VolumeServerClient::SetOnline(
+    const fs::pb::SetVolumeOnlineRequest& req) {
+  return client_->CallSync<fs::pb::SetVolumeOnlineReply>("heka.fileserver.VolumeServer.SetOnline", req);
+}
+
+Result<fs::pb::FreezeVolumeReply> VolumeServerClient::Freeze(const fs::pb::FreezeVolumeRequest& req) {
+  return client_->CallSync<fs::pb::FreezeVolumeReply>("heka.fileserver.VolumeServer.FreezeVolume", req);
+}
+
+Result<fs::pb::VolumeMovedReply> VolumeServerClient::Moved(const fs::pb::VolumeMovedRequest& req) {
+  return client_->CallSync<fs::pb::VolumeMovedReply>("heka.fileserver.VolumeServer.VolumeMoved", req);
+}
+
 Result<uint64_t> ParseQuota(const std::string& text) {
   auto bad = [&] {
     return Error(Code::kInvalidArgument,

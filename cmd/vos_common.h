@@ -82,6 +82,9 @@ class VolumeServerClient {
   Result<fs::pb::CloneVolumeReply> Clone(const fs::pb::CloneVolumeRequest& req);
   Result<fs::pb::DumpVolumeReply> Dump(const fs::pb::DumpVolumeRequest& req);
   Result<fs::pb::RestoreVolumeReply> Restore(const fs::pb::RestoreVolumeRequest& req);
+  Result<fs::pb::SetVolumeOnlineReply> SetOnline(const fs::pb::SetVolumeOnlineRequest& req);
+  Result<fs::pb::FreezeVolumeReply> Freeze(const fs::pb::FreezeVolumeRequest& req);
+  Result<fs::pb::VolumeMovedReply> Moved(const fs::pb::VolumeMovedRequest& req);
 
  private:
   std::shared_ptr<fs::FileClient> client_;

@@ -89,9 +89,10 @@ int VosDump(int argc, char** argv) {
   if (c.exit) return *c.exit;
   uint64_t from_serial = 0;
   if (c.Has("fromserial")) {
+    const std::string text = c.Get("fromserial");
     char* end = nullptr;
-    from_serial = std::strtoull(c.Get("fromserial").c_str(), &end, 10);
-    if (c.Get("fromserial").empty() || *end != '\0') {
+    from_serial = std::strtoull(text.c_str(), &end, 10);
+    if (text.empty() || *end != '\0') {
       return UsageError(c.name, Error(Code::kInvalidArgument, "-fromserial wants a number"));
     }
   }

@@ -44,6 +44,8 @@ std::string_view CodeName(Code code) {
     case Code::kLockConflict: return "lock held by another client";
     case Code::kLockLost: return "lock lost";
     case Code::kReadOnly: return "read-only volume";
+    case Code::kVolumeMoved: return "volume moved";
+    case Code::kVolumeBusy: return "volume busy";
   }
   return "unknown error";
 }

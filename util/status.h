@@ -65,6 +65,8 @@ enum class Code : uint32_t {
   kLockConflict = 408,         // EAGAIN: an advisory lock is held by someone else
   kLockLost = 409,             // EIO: the caller's advisory lock lease was lost
   kReadOnly = 410,             // EROFS: a change to a read-only (backup or replica) volume
+  kVolumeMoved = 411,          // the volume moved to another server: ask the VLDB again
+  kVolumeBusy = 412,           // frozen for a moment (the end of a move): retry shortly
 };
 
 // Returns the stable, lower-case name of a code ("permission denied").

@@ -286,6 +286,8 @@ void FileService::Register(rpc::HandlerRegistry& r) {
   Add(r, "heka.fileserver.VolumeServer.CloneVolume", &FileService::CloneVolume);
   Add(r, "heka.fileserver.VolumeServer.DumpVolume", &FileService::DumpVolume);
   Add(r, "heka.fileserver.VolumeServer.RestoreVolume", &FileService::RestoreVolume);
+  Add(r, "heka.fileserver.VolumeServer.FreezeVolume", &FileService::FreezeVolume);
+  Add(r, "heka.fileserver.VolumeServer.VolumeMoved", &FileService::VolumeMoved);
 }
 
 // ---- Rights and status -----------------------------------------------------------------------
@@ -293,8 +295,10 @@ void FileService::Register(rpc::HandlerRegistry& r) {
 Status FileService::Enter(Op& op, const std::string& cell, uint64_t volume) {
   auto vol = volumes_.Find(volume);
   if (!vol || cell.empty() || vol->cell != cell) return Denied();
-  if (!vol->online.load()) {
-    return Error(Code::kVolumeOffline, "volume " + std::to_string(volume) + " is offline");
+  op.in_flight.Hold(vol);  // before the checks: a freeze either is seen or waits for this
+  if (Status s = Available(volume, *vol); !s.ok()) {
+    op.in_flight.Release();
+    return s;
   }
   if (op.changes && vol->type != VolumeType::kReadWrite) {
     return Error(Code::kReadOnly, "volume " + std::to_string(volume) + " is a read-only " +
@@ -584,6 +588,8 @@ Result<pb::StoreDataReply> FileService::StoreData(Op& op, const pb::StoreDataReq
   Store& store = **found;
   std::lock_guard lock(store.mu);
   if (!store.txn) return Error(Code::kNotFound, "store " + std::to_string(req.store_id()) + " ended");
+  op.in_flight.Hold(store.vol);
+  if (Status s = Available(store.fid.volume(), *store.vol); !s.ok()) return EndStore(store, req.store_id(), s);
   Volume& vol = *store.vol->volume;
   const uint64_t cs = vol.chunk_size();
   const std::string& data = req.data();
@@ -639,6 +645,18 @@ Status FileService::FlushChunk(Store& store, uint64_t index) {
   return store.txn->WriteChunk(index, out);
 }
 
+Status FileService::EndStore(Store& store, uint64_t id, Status why) {
+  // The volume froze or moved under the store: it is aborted, the client stores again.
+  {
+    std::lock_guard lock(stores_mu_);
+    stores_.erase(id);
+  }
+  if (store.txn) (void)store.txn->Abort();
+  store.txn.reset();
+  store.partial.clear();
+  return why;
+}
+
 Status FileService::FlushPartial(Store& store) {
   while (!store.partial.empty()) {
     if (Status s = FlushChunk(store, store.partial.begin()->first); !s.ok()) return s;
@@ -656,6 +674,10 @@ Result<pb::CommitStoreReply> FileService::CommitStore(Op& op, const pb::CommitSt
   }
   std::lock_guard lock(store->mu);
   if (!store->txn) return Error(Code::kNotFound, "store " + std::to_string(req.store_id()) + " ended");
+  op.in_flight.Hold(store->vol);
+  if (Status s = Available(store->fid.volume(), *store->vol); !s.ok()) {
+    return EndStore(*store, req.store_id(), s);
+  }
   Status s = FlushPartial(*store);
   if (s.ok()) s = store->txn->Commit(req.size());
   uint64_t vnode = store->txn->vnode();

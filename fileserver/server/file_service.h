@@ -40,6 +40,34 @@ struct ServedVolume {
   std::string cell;
   std::string partition;
   std::atomic<bool> online{true};
+  // `vos move`: moved away (clients get kVolumeMoved); frozen by a move whose lock has this
+  // generation, until this steady-clock time (then the server checks the VLDB and thaws it if
+  // the move did not finish); operations running now (a freeze waits for them to end).
+  std::atomic<bool> moved{false};
+  std::atomic<uint64_t> frozen_generation{0};
+  std::atomic<int64_t> frozen_until_ns{0};
+  std::atomic<int> in_flight{0};
+};
+
+// Counts an operation on a volume while it runs.
+class InFlight {
+ public:
+  InFlight() = default;
+  ~InFlight() { Release(); }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+  void Hold(std::shared_ptr<ServedVolume> vol) {
+    Release();
+    vol_ = std::move(vol);
+    vol_->in_flight.fetch_add(1);
+  }
+  void Release() {
+    if (vol_) vol_->in_flight.fetch_sub(1);
+    vol_.reset();
+  }
+
+ private:
+  std::shared_ptr<ServedVolume> vol_;
 };
 
 // The volumes of this server, by id. Thread-safe.
@@ -115,6 +143,7 @@ class FileService {
     Cps cps;
     std::vector<pb::Fid> breaks;      // vnodes this request changed
     bool changes = false;             // a method that changes the volume (refused on a backup)
+    InFlight in_flight;               // on `vol`, from Enter on
   };
   // A vnode with the caller's rights on it.
   struct Node {
@@ -183,6 +212,16 @@ class FileService {
   Result<pb::CloneVolumeReply> CloneVolume(Op& op, const pb::CloneVolumeRequest& req);
   Result<pb::DumpVolumeReply> DumpVolume(Op& op, const pb::DumpVolumeRequest& req);
   Result<pb::RestoreVolumeReply> RestoreVolume(Op& op, const pb::RestoreVolumeRequest& req);
+  Result<pb::FreezeVolumeReply> FreezeVolume(Op& op, const pb::FreezeVolumeRequest& req);
+  Result<pb::VolumeMovedReply> VolumeMoved(Op& op, const pb::VolumeMovedRequest& req);
+  // kFenced unless the VLDB's operation lock of `cell`'s volume `id` is held, unexpired, with
+  // `generation`. Returns the entry.
+  Result<db::Volume> CheckLock(const std::string& cell, uint64_t id, uint64_t generation);
+  // Whether `vol` (volume `id`) may serve operations now: kVolumeMoved, kVolumeOffline; a
+  // freeze past its lock's expiry is lifted here if the VLDB still places the volume here.
+  Status Available(uint64_t id, ServedVolume& vol);
+  // Takes `vol` offline for the move of lock `generation`, until that lock's expiry.
+  void Freeze(ServedVolume& vol, const std::string& cell, uint64_t id, uint64_t generation);
   Result<std::shared_ptr<DumpSession>> StartDump(Op& op, const pb::DumpVolumeRequest& req);
   Result<std::shared_ptr<DumpSession>> StartRestore(Op& op, const pb::RestoreVolumeRequest& req);
   Result<std::shared_ptr<DumpSession>> FindSession(const Op& op, uint64_t id);
@@ -199,6 +238,7 @@ class FileService {
   void DropStoresOf(const rpc::Connection* conn);
   Status FlushChunk(Store& store, uint64_t index);
   Status FlushPartial(Store& store);
+  Status EndStore(Store& store, uint64_t id, Status why);  // REQUIRES store.mu held
 
   // Dumps and restores in progress (volume_service.cc), by session id; each belongs to one
   // connection and holds a staging directory that goes with it.

@@ -2,9 +2,11 @@
 #include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "fileserver/server/file_service.h"
 #include "fileserver/volume/volume_dump.h"
@@ -142,13 +144,17 @@ Result<pb::CreateVolumeReply> FileService::CreateVolume(Op& op, const pb::Create
 
 Result<pb::DeleteVolumeReply> FileService::DeleteVolume(Op& op, const pb::DeleteVolumeRequest& req) {
   auto vol = volumes_.Find(req.id());
-  if (!vol || vol->cell != req.cell()) {
+  if (!vol || vol->cell != req.cell() || vol->moved) {  // a moved one's tombstone stays
     Status s = RequireVolumeAdmin(op, req.cell());
     if (!s.ok()) return s;
     return Error(Code::kNotFound, "no volume " + std::to_string(req.id()) + " on this server");
   }
   Status s = RequireVolumeAdmin(op, vol->cell);
   if (!s.ok()) return s;
+  if (req.lock_generation() != 0) {
+    if (auto locked = CheckLock(req.cell(), req.id(), req.lock_generation()); !locked.ok())
+      return locked.status();
+  }
   vol = volumes_.Take(req.id());
   if (!vol) return Error(Code::kNotFound, "volume " + std::to_string(req.id()) + " vanished");
   vol->online = false;
@@ -217,12 +223,17 @@ Result<pb::SetQuotaReply> FileService::VolSetQuota(Op& op, const pb::SetQuotaReq
 Result<pb::SetVolumeOnlineReply> FileService::SetOnline(Op& op, const pb::SetVolumeOnlineRequest& req) {
   Status s = RequireVolumeAdmin(op, req.cell());
   if (!s.ok()) return s;
+  if (req.lock_generation() != 0) {
+    if (auto locked = CheckLock(req.cell(), req.id(), req.lock_generation()); !locked.ok())
+      return locked.status();
+  }
   auto vol = volumes_.Find(req.id());
   if (!vol || vol->cell != req.cell()) return Denied();
   if (!vol->volume) {
     return Error(Code::kVolumeOffline, "volume " + std::to_string(req.id()) + " is being salvaged");
   }
   vol->online = req.online();
+  if (req.online()) vol->frozen_generation = 0;
   spdlog::info("volume {} is now {} ({})", req.id(), req.online() ? "online" : "offline",
                op.peer.principal());
   auto st = Describe(req.id(), *vol);
@@ -311,6 +322,7 @@ struct DumpSession {
   std::unique_ptr<Volume> volume;      // the clone dumped, or the volume being restored
   std::unique_ptr<VolumeDumper> dumper;
   std::unique_ptr<VolumeRestorer> restorer;
+  uint64_t lock_generation = 0;  // a move's destination: fenced, and swapped in offline
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
 
   ~DumpSession() {
@@ -368,6 +380,10 @@ Result<std::shared_ptr<DumpSession>> FileService::OpenSession(
 Result<std::shared_ptr<DumpSession>> FileService::StartDump(Op& op, const pb::DumpVolumeRequest& req) {
   Status s = RequireVolumeAdmin(op, req.cell());
   if (!s.ok()) return s;
+  if (req.lock_generation() != 0) {
+    if (auto locked = CheckLock(req.cell(), req.id(), req.lock_generation()); !locked.ok())
+      return locked.status();
+  }
   auto vol = volumes_.Find(req.id());
   if (!vol || vol->cell != req.cell()) {
     return Error(Code::kNotFound, "no volume " + std::to_string(req.id()) + " on this server");
@@ -436,7 +452,19 @@ Result<std::shared_ptr<DumpSession>> FileService::StartRestore(Op& op,
   Status s = RequireVolumeAdmin(op, req.cell());
   if (!s.ok()) return s;
   std::string vldb_name;
-  auto partition = RwPartitionHere(req.cell(), req.id(), &vldb_name);
+  Result<std::string> partition = Error(Code::kInvalidArgument, "no partition");
+  if (req.lock_generation() != 0) {  // a move's destination
+    auto locked = CheckLock(req.cell(), req.id(), req.lock_generation());
+    if (!locked.ok()) return locked.status();
+    vldb_name = locked->name();
+    partition = req.partition();
+    if (std::find(config_.partitions.begin(), config_.partitions.end(), req.partition()) ==
+        config_.partitions.end()) {
+      return Error(Code::kInvalidArgument, "this server has no partition " + req.partition());
+    }
+  } else {
+    partition = RwPartitionHere(req.cell(), req.id(), &vldb_name);
+  }
   if (!partition.ok()) return partition.status();
   auto header = ReadDumpHeader(req.data());
   if (!header.ok()) return header.status();
@@ -468,6 +496,7 @@ Result<std::shared_ptr<DumpSession>> FileService::StartRestore(Op& op,
     session->volume = std::move(*clone);
   }
   session->restorer = std::make_unique<VolumeRestorer>(*session->volume);
+  session->lock_generation = req.lock_generation();
   spdlog::info("restore of volume {} '{}' of cell {} ({} dump of volume {}) started for {}",
                req.id(), name, req.cell(),
                header->from_serial() == 0 ? std::string("full")
@@ -481,6 +510,9 @@ Result<std::shared_ptr<DumpSession>> FileService::StartRestore(Op& op,
 // the old instance goes offline, the new directory is renamed in, the clients revalidate.
 Result<pb::VolumeStatus> FileService::SwapInRestored(Op& op, DumpSession& s) {
   if (Status st = s.restorer->Finish(); !st.ok()) return st;
+  if (s.lock_generation != 0) {  // the last moment a paused move could do harm
+    if (auto locked = CheckLock(s.cell, s.id, s.lock_generation); !locked.ok()) return locked.status();
+  }
   auto header = s.volume->Header();
   if (!header.ok()) return header.status();
   s.restorer.reset();
@@ -510,6 +542,9 @@ Result<pb::VolumeStatus> FileService::SwapInRestored(Op& op, DumpSession& s) {
   served->type = VolumeType::kReadWrite;
   served->cell = s.cell;
   served->partition = s.partition;
+  // A move's destination waits offline for the VLDB switch; if the move never finishes, the
+  // first request after the lock's expiry finds that out (Available).
+  if (s.lock_generation != 0) Freeze(*served, s.cell, s.id, s.lock_generation);
   volumes_.Put(s.id, served);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - s.start).count();
   spdlog::info("restore of volume {} '{}' of cell {} done: {} files, serial {}, in {:.2f} s for {}",
@@ -543,6 +578,156 @@ Result<pb::RestoreVolumeReply> FileService::RestoreVolume(Op& op, const pb::Rest
     sessions_.erase(id);
   }
   return rep;
+}
+
+// ---- moves -----------------------------------------------------------------------------------
+
+Result<db::Volume> FileService::CheckLock(const std::string& cell, uint64_t id, uint64_t generation) {
+  db::GetVolumeRequest get;
+  get.set_cell(cell);
+  get.set_id(id);
+  get.mutable_options()->set_leader_only(true);
+  auto entry = deps_.runtime->BlockOn(deps_.db->GetVolume(get));
+  if (!entry.ok()) return entry.status().WithContext("VLDB");
+  const db::VolumeLock& lock = entry->volume().lock();
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  if (lock.generation() != generation || lock.expires_ns() < now) {
+    return Error(Code::kFenced,
+                 "volume " + std::to_string(id) + ": the operation lock of generation " +
+                     std::to_string(generation) + " is no longer held" +
+                     (lock.generation() != generation
+                          ? " (now generation " + std::to_string(lock.generation()) + ", " +
+                                lock.owner() + ")"
+                          : " (expired)") +
+                     "; this operation was taken over and must stop");
+  }
+  return std::move(*entry->mutable_volume());
+}
+
+void FileService::Freeze(ServedVolume& vol, const std::string& cell, uint64_t id,
+                         uint64_t generation) {
+  auto entry = CheckLock(cell, id, generation);
+  int64_t until = std::chrono::steady_clock::now().time_since_epoch().count() +
+                  std::chrono::nanoseconds(std::chrono::seconds(60)).count();
+  if (entry.ok()) {  // the lock's expiry, in steady-clock time
+    const int64_t left = entry->lock().expires_ns() -
+                         std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+    until = std::chrono::steady_clock::now().time_since_epoch().count() + std::max<int64_t>(left, 0);
+  }
+  vol.frozen_generation = generation;
+  vol.frozen_until_ns = until;
+  vol.online = false;
+}
+
+Status FileService::Available(uint64_t id, ServedVolume& vol) {
+  if (vol.moved.load()) {
+    return Error(Code::kVolumeMoved, "volume " + std::to_string(id) + " moved to another server");
+  }
+  if (vol.online.load()) return Status::Ok();
+  const uint64_t generation = vol.frozen_generation.load();
+  if (generation != 0 &&
+      std::chrono::steady_clock::now().time_since_epoch().count() > vol.frozen_until_ns.load()) {
+    // The move that froze it did not finish in time: whether it stays depends on the VLDB.
+    db::GetVolumeRequest get;
+    get.set_cell(vol.cell);
+    get.set_id(id);
+    get.mutable_options()->set_leader_only(true);
+    auto entry = deps_.runtime->BlockOn(deps_.db->GetVolume(get));
+    if (entry.ok() && entry->volume().lock().generation() != generation) {
+      bool here = false;
+      for (const db::VolumeSite& site : entry->volume().sites()) {
+        here |= site.type() == db::VolumeSite::RW && site.server_uuid() == deps_.server_uuid &&
+                site.partition() == vol.partition;
+      }
+      uint64_t expected = generation;
+      if (here && vol.frozen_generation.compare_exchange_strong(expected, 0)) {
+        vol.online = true;
+        spdlog::warn("volume {}: the move that froze it (lock generation {}) did not finish "
+                     "before its lock expired; the VLDB still places the volume here, so it "
+                     "is back online",
+                     id, generation);
+        return Status::Ok();
+      }
+    }
+  }
+  if (generation != 0) {
+    return Error(Code::kVolumeBusy, "volume " + std::to_string(id) + " is being moved: retry shortly");
+  }
+  return Error(Code::kVolumeOffline, "volume " + std::to_string(id) + " is offline");
+}
+
+Result<pb::FreezeVolumeReply> FileService::FreezeVolume(Op& op, const pb::FreezeVolumeRequest& req) {
+  Status s = RequireVolumeAdmin(op, req.cell());
+  if (!s.ok()) return s;
+  auto locked = CheckLock(req.cell(), req.id(), req.lock_generation());
+  if (!locked.ok()) return locked.status();
+  auto vol = volumes_.Find(req.id());
+  if (!vol || vol->cell != req.cell() || !vol->volume || vol->moved) {
+    return Error(Code::kNotFound, "no volume " + std::to_string(req.id()) + " on this server");
+  }
+  if (req.freeze()) {
+    Freeze(*vol, req.cell(), req.id(), req.lock_generation());
+    // The operations that passed their check before the freeze end first (a store's commit
+    // included), so what the final increment reads is all there is.
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (vol->in_flight.load() > 0) {
+      if (std::chrono::steady_clock::now() > give_up) {
+        vol->frozen_generation = 0;
+        vol->online = true;
+        return Error(Code::kUnavailable, "volume " + std::to_string(req.id()) +
+                                             ": operations still running after 30 s; not frozen");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    spdlog::info("volume {} frozen for the move of lock generation {} ({})", req.id(),
+                 req.lock_generation(), op.peer.principal());
+  } else if (vol->frozen_generation.exchange(0) != 0) {
+    vol->online = true;
+    spdlog::info("volume {} thawed for the move of lock generation {} ({})", req.id(),
+                 req.lock_generation(), op.peer.principal());
+  }
+  auto st = Describe(req.id(), *vol);
+  if (!st.ok()) return st.status();
+  pb::FreezeVolumeReply rep;
+  *rep.mutable_status() = std::move(*st);
+  return rep;
+}
+
+Result<pb::VolumeMovedReply> FileService::VolumeMoved(Op& op, const pb::VolumeMovedRequest& req) {
+  Status s = RequireVolumeAdmin(op, req.cell());
+  if (!s.ok()) return s;
+  auto locked = CheckLock(req.cell(), req.id(), req.lock_generation());
+  if (!locked.ok()) return locked.status();
+  for (const db::VolumeSite& site : locked->sites()) {
+    if (site.type() == db::VolumeSite::RW && site.server_uuid() == deps_.server_uuid) {
+      return Error(Code::kInvalidArgument, "the VLDB still places volume " +
+                                               std::to_string(req.id()) + " here: not removed");
+    }
+  }
+  auto vol = volumes_.Find(req.id());
+  if (!vol || vol->cell != req.cell()) return pb::VolumeMovedReply();  // gone already
+  vol->moved = true;  // first: clients now ask the VLDB again
+  vol->online = false;
+  callbacks_.BreakVolume(req.id());
+  std::string dir = vol->volume ? vol->volume->dir() : "";
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (vol->in_flight.load() > 0 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  vol->volume.reset();
+  if (!dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    if (ec) return Error(Code::kIoError, "removing " + dir + ": " + ec.message());
+    (void)deps_.env->SyncDir(vol->partition);
+  }
+  spdlog::info("volume {} of cell {} moved away; its instance on {} is removed ({})", req.id(),
+               req.cell(), vol->partition, op.peer.principal());
+  return pb::VolumeMovedReply();
 }
 
 }  // namespace heka::fs

@@ -301,15 +301,8 @@ Status VolumeRestorer::Feed(std::string_view bytes) {
         s = Damaged("chunks of vnode " + std::to_string(chunk_vnode_) + " are missing");
         break;
       }
-      SqliteQuery old(*vol_.db_, "SELECT c.idx, c.dv, v.uniq FROM chunks c JOIN vnodes v "
-                                 "ON v.vnode = c.vnode WHERE c.vnode = ?",
-                      record.vnode().vnode());
-      for (;;) {
-        auto row = old.Step();
-        if (!row.ok()) return row.status();
-        if (!*row) break;
-        dead.push_back({record.vnode().vnode(), old.Uint(2), old.Uint(0), old.Uint(1)});
-      }
+      s = OldChunks(record.vnode().vnode(), &dead);  // replaced by the record's
+      if (!s.ok()) break;
     }
     s = Apply(record);
     ++records_;
@@ -323,6 +316,18 @@ Status VolumeRestorer::Feed(std::string_view bytes) {
   // Replaced chunks go after the commit, before the new ones are written (same keys possible).
   vol_.DropChunks(dead);
   return Status::Ok();
+}
+
+Status VolumeRestorer::OldChunks(uint64_t vnode, std::vector<ChunkKey>* dead) {
+  SqliteQuery q(*vol_.db_, "SELECT c.idx, c.dv, v.uniq FROM chunks c JOIN vnodes v "
+                           "ON v.vnode = c.vnode WHERE c.vnode = ?",
+                vnode);
+  for (;;) {
+    auto row = q.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return Status::Ok();
+    dead->push_back({vnode, q.Uint(2), q.Uint(0), q.Uint(1)});
+  }
 }
 
 Status VolumeRestorer::Apply(const dump::DumpRecord& record) {
@@ -460,15 +465,7 @@ Status VolumeRestorer::Finish() {
             }
           }
           for (uint64_t vnode : gone) {
-            SqliteQuery c(db, "SELECT c.idx, c.dv, v.uniq FROM chunks c JOIN vnodes v "
-                              "ON v.vnode = c.vnode WHERE c.vnode = ?",
-                          vnode);
-            for (;;) {
-              auto row = c.Step();
-              if (!row.ok()) return row.status();
-              if (!*row) break;
-              dead.push_back({vnode, c.Uint(2), c.Uint(0), c.Uint(1)});
-            }
+            if (Status s = OldChunks(vnode, &dead); !s.ok()) return s;
             for (const char* sql :
                  {"DELETE FROM chunks WHERE vnode = ?", "DELETE FROM inline_data WHERE vnode = ?",
                   "DELETE FROM dirents WHERE dir = ?", "DELETE FROM acls WHERE dir = ?",

@@ -79,6 +79,8 @@ class VolumeRestorer {
   const DumpProgress& progress() const { return progress_; }
 
  private:
+  // The chunk files of `vnode` as the volume has it now (to go once the change commits).
+  Status OldChunks(uint64_t vnode, std::vector<ChunkKey>* dead);
   Status Apply(const dump::DumpRecord& record);
   Status ApplyHeader(const dump::DumpHeader& h);
   Status ApplyVnode(const dump::DumpVnode& v);
