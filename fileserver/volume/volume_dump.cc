@@ -301,8 +301,21 @@ Status VolumeRestorer::Feed(std::string_view bytes) {
         s = Damaged("chunks of vnode " + std::to_string(chunk_vnode_) + " are missing");
         break;
       }
-      s = OldChunks(record.vnode().vnode(), &dead);  // replaced by the record's
+      // The chunk files the record replaces go after the commit, except those it names
+      // again (same vnode, uniq, index and data version: the same bytes, written again
+      // below, before the removal would run).
+      const dump::DumpVnode& v = record.vnode();
+      std::vector<ChunkKey> old;
+      s = OldChunks(v.vnode(), &old);
       if (!s.ok()) break;
+      for (const ChunkKey& k : old) {
+        const bool kept = k.uniq == v.uniq() && std::any_of(v.chunks().begin(), v.chunks().end(),
+                                                            [&](const dump::DumpChunkRef& c) {
+                                                              return c.index() == k.index &&
+                                                                     c.dv() == k.dv;
+                                                            });
+        if (!kept) dead.push_back(k);
+      }
     }
     s = Apply(record);
     ++records_;
@@ -313,7 +326,7 @@ Status VolumeRestorer::Feed(std::string_view bytes) {
     (void)vol_.db_->Exec("ROLLBACK");
     return s;
   }
-  // Replaced chunks go after the commit, before the new ones are written (same keys possible).
+  // Replaced chunk files go after the commit (the ones named again were kept out of `dead`).
   vol_.DropChunks(dead);
   return Status::Ok();
 }
