@@ -1865,5 +1865,46 @@ TEST(MoveChaosTest, APausedMoveIsFencedOnceAnotherTookOver) {
             "after\n") << "the volume works";
 }
 
+// vos lock keeps a move off a volume until vos unlock; vos zap removes an instance the VLDB
+// does not name (here one left by a killed move) and refuses one it names.
+TEST(MoveTest, LockUnlockAndZap) {
+  World& w = TheWorld();
+  const std::string vol = "lockzap";
+  enc::MakeEncryptedVolume(vol, nullptr, /*encrypted=*/false);
+  const uint64_t id = VolumeIdOf(vol);
+  ASSERT_EQ(Sh("alice", "echo kept > " + A(vol + "/kept")).exit_code, 0);
+  auto locked = Vos({"lock", "-id", vol});
+  ASSERT_EQ(locked.exit_code, 0) << locked.output;
+  EXPECT_NE(locked.output.find("Locked VLDB entry for volume lockzap"), std::string::npos);
+  EXPECT_NE(Vos({"examine", "-id", vol}).output.find("LOCKED"), std::string::npos);
+  auto refused = Vos(MoveArgs(vol, 1, 2));
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.output.find("heka vos unlock"), std::string::npos) << refused.output;
+  auto unlocked = Vos({"unlock", "-id", vol});
+  ASSERT_EQ(unlocked.exit_code, 0) << unlocked.output;
+  EXPECT_NE(unlocked.output.find("Released lock"), std::string::npos);
+  auto moved = Vos(MoveArgs(vol, 1, 2));
+  ASSERT_EQ(moved.exit_code, 0) << moved.output;
+  // A move back killed after its copy leaves an instance on fs1 that the VLDB does not name.
+  auto args = MoveArgs(vol, 2, 1);
+  args.push_back("-locktime");
+  args.push_back("2");
+  EXPECT_EQ(Vos(args, {{"HEKA_VOS_TEST_KILL_AT", "increments"}}).exit_code, -1);
+  ASSERT_TRUE(std::filesystem::exists(VolumeDirOn(1, id)));
+  auto zap_named = Vos({"zap", "-server", w.cell->fs_uuid(2), "-partition", w.cell->fs_partition(2),
+                        "-id", std::to_string(id)});
+  EXPECT_NE(zap_named.exit_code, 0);
+  EXPECT_NE(zap_named.output.find("removes only stray ones"), std::string::npos) << zap_named.output;
+  auto zapped = Vos({"zap", "-server", w.cell->fs_uuid(1), "-partition", w.cell->fs_partition(1),
+                     "-id", std::to_string(id)});
+  ASSERT_EQ(zapped.exit_code, 0) << zapped.output;
+  EXPECT_FALSE(std::filesystem::exists(VolumeDirOn(1, id)));
+  EXPECT_TRUE(std::filesystem::exists(VolumeDirOn(2, id)));
+  ASSERT_EQ(Vos({"unlock", "-id", vol}).exit_code, 0);  // the killed move's lock
+  auto back = Vos(MoveArgs(vol, 2, 1));
+  ASSERT_EQ(back.exit_code, 0) << back.output;
+  EXPECT_EQ(Sh("bob", "cat " + B(vol + "/kept")).output, "kept\n");
+}
+
 }  // namespace
 }  // namespace heka::cm
