@@ -12,6 +12,16 @@
 #include "cmd/vos_common.h"
 
 namespace heka::cli {
+namespace {
+
+// The VLDB entry named by -id, for a command that takes -id and -cell.
+Result<db::Volume> EntryOf(DbCommand& c) {
+  auto entry = c.db->Run(c.db->client->GetVolume(VolumeRequest(c.Get("cell"), c.Get("id"), true)));
+  if (!entry.ok()) return entry.status();
+  return entry->volume();
+}
+
+}  // namespace
 
 // heka vos lock -id V -cell C
 int VosLock(int argc, char** argv) {
@@ -20,17 +30,17 @@ int VosLock(int argc, char** argv) {
                                 {"cell", true, "the cell (required)"}},
                                {"id", "cell"});
   if (c.exit) return *c.exit;
-  auto entry = c.db->Run(c.db->client->GetVolume(VolumeRequest(c.Get("cell"), c.Get("id"), true)));
+  auto entry = EntryOf(c);
   if (!entry.ok()) return c.Fail(entry.status());
   db::Command cmd;
   db::LockVolume* lock = cmd.mutable_lock_volume();
-  lock->set_id(entry->volume().id());
+  lock->set_id(entry->id());
   lock->set_owner("vos lock pid " + std::to_string(::getpid()));
   lock->set_ttl_ms(365LL * 24 * 3600 * 1000);  // until vos unlock
   lock->set_operation("lock");
   auto r = c.db->Run(c.db->client->Write(std::move(cmd)));
   if (!r.ok()) return c.Fail(r.status());
-  std::printf("Locked VLDB entry for volume %s (generation %llu)\n", entry->volume().name().c_str(),
+  std::printf("Locked VLDB entry for volume %s (generation %llu)\n", entry->name().c_str(),
               static_cast<unsigned long long>(r->generation()));
   return kExitOk;
 }
@@ -42,14 +52,14 @@ int VosUnlock(int argc, char** argv) {
                                 {"cell", true, "the cell (required)"}},
                                {"id", "cell"});
   if (c.exit) return *c.exit;
-  auto entry = c.db->Run(c.db->client->GetVolume(VolumeRequest(c.Get("cell"), c.Get("id"), true)));
+  auto entry = EntryOf(c);
   if (!entry.ok()) return c.Fail(entry.status());
   db::Command cmd;
-  cmd.mutable_unlock_volume()->set_id(entry->volume().id());
+  cmd.mutable_unlock_volume()->set_id(entry->id());
   cmd.mutable_unlock_volume()->set_force(true);
   auto r = c.db->Run(c.db->client->Write(std::move(cmd)));
   if (!r.ok()) return c.Fail(r.status());
-  std::printf("Released lock on VLDB entry for volume %s\n", entry->volume().name().c_str());
+  std::printf("Released lock on VLDB entry for volume %s\n", entry->name().c_str());
   return kExitOk;
 }
 
