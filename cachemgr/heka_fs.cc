@@ -719,7 +719,7 @@ Result<EntryOut> HekaFs::LookupAs(const Who& who, uint64_t parent, const std::st
   EntryOut e = EntryFor(who, *st);
   // Unstored writes show in the size here too: the kernel takes a lookup's size as the
   // file's, and an O_APPEND write of another process would land on the unstored bytes.
-  ApplyPendingSize(e.ino, e.st);
+  ApplyPendingSize(e.ino, e.st, st->data_version());
   return e;
 }
 
@@ -737,14 +737,25 @@ Result<AttrOut> HekaFs::GetAttr(const Caller& c, uint64_t ino) {
   if (!st.ok()) return st.status();
   out.st = StatOf(who, *st, ino);
   out.timeout = Timeout(*st);
-  ApplyPendingSize(ino, out.st);
+  ApplyPendingSize(ino, out.st, st->data_version());
   return out;
 }
 
-void HekaFs::ApplyPendingSize(uint64_t ino, struct stat& st) {
+void HekaFs::ApplyPendingSize(uint64_t ino, struct stat& st, uint64_t data_version) {
   for (const auto& h : HandlesOf(ino)) {
-    std::lock_guard hl(h->mu);
-    if (h->Pending()) st.st_size = static_cast<off_t>(h->size);
+    std::lock_guard hl(h->mu);  // waits for a store of this handle in progress
+    if (h->Pending()) {
+      st.st_size = static_cast<off_t>(h->size);
+      return;
+    }
+  }
+  // A store that committed while `st` was being found (the wait above) made a newer version:
+  // its size is the file's. An older one would make the next O_APPEND write of another
+  // process land on what that store wrote.
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(ino);
+  if (it != nodes_.end() && it->second->status.data_version() > data_version) {
+    st.st_size = static_cast<off_t>(it->second->status.size());
   }
 }
 
@@ -885,7 +896,7 @@ Result<std::vector<DirEntryOut>> HekaFs::ReadDirPlus(const Caller& c, uint64_t i
                        (st->second.mode() & 07777) == kMountPointMode;
     if (st != statuses.end() && !mount_point) {
       EntryOut e = EntryFor(who, st->second);
-      ApplyPendingSize(e.ino, e.st);
+      ApplyPendingSize(e.ino, e.st, st->second.data_version());
       d.ino = e.ino;
       d.type = e.st.st_mode & S_IFMT;
       d.entry = std::move(e);
@@ -1597,6 +1608,17 @@ Result<std::string> HekaFs::Read(uint64_t fh, uint64_t offset, size_t size) {
     auto it = handles_.find(fh);
     if (it == handles_.end()) return Error(Code::kInvalidArgument, "bad file handle");
     h = it->second;
+  }
+  // Another open's unstored writes to this file are its content too, and a read must not end
+  // before them: the kernel takes a short read as the end of the file, and another process's
+  // next O_APPEND write would land on them. They are stored first (each handle under its own
+  // lock, none held at once).
+  for (const auto& other : HandlesOf(h->ino)) {
+    if (other == h) continue;
+    std::lock_guard ol(other->mu);
+    if (other->Pending()) {
+      if (Status s = StoreDirty(*other); !s.ok()) return s;
+    }
   }
   std::lock_guard hl(h->mu);
   if (Status lost = LockState(*h); !lost.ok()) return lost;

@@ -379,8 +379,9 @@ class HekaFs {
   Result<EntryOut> LookupAs(const Who& who, uint64_t parent, const std::string& name);
   // The names and fids of directory `ino`, as `who` (who has `l` on it).
   Result<std::map<std::string, pb::Fid>> ListAs(const Who& who, uint64_t ino);
-  // Unstored writes of open handles show in the size.
-  void ApplyPendingSize(uint64_t ino, struct stat& st);
+  // Unstored writes of open handles show in the size, and so does a store that committed
+  // after `st` (of `data_version`) was found.
+  void ApplyPendingSize(uint64_t ino, struct stat& st, uint64_t data_version);
 
   Status StoreDirty(Handle& h);      // StoreDirtyOnce, again through a volume move
   Status StoreDirtyOnce(Handle& h);
