@@ -1623,8 +1623,18 @@ Result<std::string> HekaFs::Read(uint64_t fh, uint64_t offset, size_t size) {
   std::lock_guard hl(h->mu);
   if (Status lost = LockState(*h); !lost.ok()) return lost;
   // A read from the start, or past the end, may take a newer version (a reader reading the
-  // file again, `tail -f`); a read in the middle never mixes versions.
-  if (offset == 0 || offset >= h->size) Repin(*h);
+  // file again, `tail -f`); a read in the middle does not mix versions of other clients. A
+  // version this client's own store made is taken at once (a short read would make the kernel
+  // take the file as shorter, and another process's next O_APPEND write land there).
+  bool local_change = false;
+  {
+    std::lock_guard lock(mu_);
+    auto it = nodes_.find(h->ino);
+    local_change = it != nodes_.end() && it->second->local_version != 0 &&
+                   it->second->local_version == it->second->status.data_version() &&
+                   it->second->local_version != h->version;
+  }
+  if (offset == 0 || offset >= h->size || local_change) Repin(*h);
   std::string out;
   uint64_t end = std::min<uint64_t>(offset + size, h->size);
   for (uint64_t pos = offset; pos < end;) {
@@ -1861,6 +1871,7 @@ Status HekaFs::StoreDirtyOnce(Handle& h) {
         }
       }
       n.status = done->status();
+      n.local_version = done->status().data_version();
       n.rights[h.who.principal] = done->status().caller_rights();
     }
   }

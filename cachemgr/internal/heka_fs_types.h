@@ -37,6 +37,9 @@ struct HekaFs::Node {
   // Files: the data version the kernel's page cache holds (0: none known). An open of the
   // same version, with the promise holding, keeps those pages (KeepKernelCache).
   uint64_t kernel_version = 0;
+  // The data version this client's own last store made (0: none): local writes, which every
+  // open of the file here sees at once, as on a local file system.
+  uint64_t local_version = 0;
   bool Fresh() const { return valid && expires_ns > NowNs(); }
   // Stops trusting what is cached of it (a break, a flush, a lost promise): `inval` gets
   // the kernel invalidations to queue, the inode and the names the kernel may cache in it.

@@ -1723,8 +1723,7 @@ TEST(MoveTest, AWriterKeepsWritingWhileItsVolumeMoves) {
   auto started = Sh("alice", "nohup python3 " + tmp + "/writer.py " + A(vol + "/log") + " " + tmp +
                                  "/stop " + tmp + "/out > " + tmp + "/writer.log 2>&1 &");
   ASSERT_EQ(started.exit_code, 0);
-  // The other client watches the log grow (a reader on the writer's own client can make an
-  // O_APPEND write land on an unstored record: see the session note).
+  // The other client watches the log grow (AppendTest covers a reader on the same client).
   auto lines = [&] { return std::atoll(Sh("bob", "wc -l < " + B(vol + "/log") + " 2>/dev/null").output.c_str()); };
   ASSERT_TRUE(WaitFor([&] { return lines() > 2; }, seconds(20)));
   for (auto [from, to] : {std::pair{1, 2}, std::pair{2, 1}}) {
@@ -1904,6 +1903,34 @@ TEST(MoveTest, LockUnlockAndZap) {
   auto back = Vos(MoveArgs(vol, 2, 1));
   ASSERT_EQ(back.exit_code, 0) << back.output;
   EXPECT_EQ(Sh("bob", "cat " + B(vol + "/kept")).output, "kept\n");
+}
+
+// A process appends fsynced records while another process on the same client reads the file
+// over and over: every record stays (an O_APPEND write must never land on an earlier one).
+TEST(AppendTest, AppendsWhileTheSameClientReadsLoseNothing) {
+  const std::string vol = "appends";
+  enc::MakeEncryptedVolume(vol, nullptr, /*encrypted=*/false);
+  char tmpl[] = "/tmp/heka-append-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string tmp = tmpl;
+  ::chmod(tmp.c_str(), 0777);
+  std::ofstream(tmp + "/writer.py") << kWriter;
+  ASSERT_EQ(Sh("alice", "nohup python3 " + tmp + "/writer.py " + A(vol + "/log") + " " + tmp + "/stop " +
+                            tmp + "/out > " + tmp + "/writer.log 2>&1 &").exit_code,
+            0);
+  auto lines = [&] { return std::atoll(Sh("alice", "wc -l < " + A(vol + "/log") + " 2>/dev/null").output.c_str()); };
+  EXPECT_TRUE(WaitFor([&] { return lines() > 300; }, seconds(30)));
+  std::ofstream(tmp + "/stop") << "stop";
+  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(tmp + "/out"); }, seconds(30)));
+  std::string result;
+  std::getline(std::ifstream(tmp + "/out"), result);
+  uint64_t records = 0, pause_ms = 0, seen = 0;
+  ASSERT_EQ(std::sscanf(result.c_str(), "ok %" SCNu64 " %" SCNu64, &records, &pause_ms), 2) << result;
+  const std::string log = Sh("alice", "cat " + A(vol + "/log")).output;
+  EXPECT_TRUE(RecordsIntact(log, &seen)) << "record " << seen << " is wrong: "
+                                         << log.substr(seen > 2 ? (seen - 2) * 68 : 0, 400);
+  EXPECT_EQ(seen, records);
+  std::filesystem::remove_all(tmp);
 }
 
 }  // namespace
