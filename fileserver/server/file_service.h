@@ -217,6 +217,10 @@ class FileService {
   // kFenced unless the VLDB's operation lock of `cell`'s volume `id` is held, unexpired, with
   // `generation`. Returns the entry.
   Result<db::Volume> CheckLock(const std::string& cell, uint64_t id, uint64_t generation);
+  // CheckLock's status for a request that carries `generation`; OK for 0 (no operation lock).
+  Status Fenced(const std::string& cell, uint64_t id, uint64_t generation);
+  // Waits up to 30 s for the operations running on `vol` to end; false if they did not.
+  bool WaitIdle(ServedVolume& vol);
   // Whether `vol` (volume `id`) may serve operations now: kVolumeMoved, kVolumeOffline; a
   // freeze past its lock's expiry is lifted here if the VLDB still places the volume here.
   Status Available(uint64_t id, ServedVolume& vol);

@@ -151,10 +151,7 @@ Result<pb::DeleteVolumeReply> FileService::DeleteVolume(Op& op, const pb::Delete
   }
   Status s = RequireVolumeAdmin(op, vol->cell);
   if (!s.ok()) return s;
-  if (req.lock_generation() != 0) {
-    if (auto locked = CheckLock(req.cell(), req.id(), req.lock_generation()); !locked.ok())
-      return locked.status();
-  }
+  if (Status fenced = Fenced(req.cell(), req.id(), req.lock_generation()); !fenced.ok()) return fenced;
   vol = volumes_.Take(req.id());
   if (!vol) return Error(Code::kNotFound, "volume " + std::to_string(req.id()) + " vanished");
   vol->online = false;
@@ -223,10 +220,7 @@ Result<pb::SetQuotaReply> FileService::VolSetQuota(Op& op, const pb::SetQuotaReq
 Result<pb::SetVolumeOnlineReply> FileService::SetOnline(Op& op, const pb::SetVolumeOnlineRequest& req) {
   Status s = RequireVolumeAdmin(op, req.cell());
   if (!s.ok()) return s;
-  if (req.lock_generation() != 0) {
-    if (auto locked = CheckLock(req.cell(), req.id(), req.lock_generation()); !locked.ok())
-      return locked.status();
-  }
+  if (Status fenced = Fenced(req.cell(), req.id(), req.lock_generation()); !fenced.ok()) return fenced;
   auto vol = volumes_.Find(req.id());
   if (!vol || vol->cell != req.cell()) return Denied();
   if (!vol->volume) {
@@ -380,10 +374,7 @@ Result<std::shared_ptr<DumpSession>> FileService::OpenSession(
 Result<std::shared_ptr<DumpSession>> FileService::StartDump(Op& op, const pb::DumpVolumeRequest& req) {
   Status s = RequireVolumeAdmin(op, req.cell());
   if (!s.ok()) return s;
-  if (req.lock_generation() != 0) {
-    if (auto locked = CheckLock(req.cell(), req.id(), req.lock_generation()); !locked.ok())
-      return locked.status();
-  }
+  if (Status fenced = Fenced(req.cell(), req.id(), req.lock_generation()); !fenced.ok()) return fenced;
   auto vol = volumes_.Find(req.id());
   if (!vol || vol->cell != req.cell()) {
     return Error(Code::kNotFound, "no volume " + std::to_string(req.id()) + " on this server");
@@ -510,9 +501,8 @@ Result<std::shared_ptr<DumpSession>> FileService::StartRestore(Op& op,
 // the old instance goes offline, the new directory is renamed in, the clients revalidate.
 Result<pb::VolumeStatus> FileService::SwapInRestored(Op& op, DumpSession& s) {
   if (Status st = s.restorer->Finish(); !st.ok()) return st;
-  if (s.lock_generation != 0) {  // the last moment a paused move could do harm
-    if (auto locked = CheckLock(s.cell, s.id, s.lock_generation); !locked.ok()) return locked.status();
-  }
+  // The last moment a paused move could do harm.
+  if (Status fenced = Fenced(s.cell, s.id, s.lock_generation); !fenced.ok()) return fenced;
   auto header = s.volume->Header();
   if (!header.ok()) return header.status();
   s.restorer.reset();
@@ -606,6 +596,21 @@ Result<db::Volume> FileService::CheckLock(const std::string& cell, uint64_t id, 
   return std::move(*entry->mutable_volume());
 }
 
+Status FileService::Fenced(const std::string& cell, uint64_t id, uint64_t generation) {
+  if (generation == 0) return Status::Ok();
+  auto locked = CheckLock(cell, id, generation);
+  return locked.ok() ? Status::Ok() : locked.status();
+}
+
+bool FileService::WaitIdle(ServedVolume& vol) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (vol.in_flight.load() > 0) {
+    if (std::chrono::steady_clock::now() > give_up) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
 void FileService::Freeze(ServedVolume& vol, const std::string& cell, uint64_t id,
                          uint64_t generation) {
   auto entry = CheckLock(cell, id, generation);
@@ -673,15 +678,11 @@ Result<pb::FreezeVolumeReply> FileService::FreezeVolume(Op& op, const pb::Freeze
     Freeze(*vol, req.cell(), req.id(), req.lock_generation());
     // The operations that passed their check before the freeze end first (a store's commit
     // included), so what the final increment reads is all there is.
-    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (vol->in_flight.load() > 0) {
-      if (std::chrono::steady_clock::now() > give_up) {
-        vol->frozen_generation = 0;
-        vol->online = true;
-        return Error(Code::kUnavailable, "volume " + std::to_string(req.id()) +
-                                             ": operations still running after 30 s; not frozen");
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (!WaitIdle(*vol)) {
+      vol->frozen_generation = 0;
+      vol->online = true;
+      return Error(Code::kUnavailable, "volume " + std::to_string(req.id()) +
+                                           ": operations still running after 30 s; not frozen");
     }
     spdlog::info("volume {} frozen for the move of lock generation {} ({})", req.id(),
                  req.lock_generation(), op.peer.principal());
@@ -714,10 +715,7 @@ Result<pb::VolumeMovedReply> FileService::VolumeMoved(Op& op, const pb::VolumeMo
   vol->online = false;
   callbacks_.BreakVolume(req.id());
   std::string dir = vol->volume ? vol->volume->dir() : "";
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (vol->in_flight.load() > 0 && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  (void)WaitIdle(*vol);  // new operations see `moved`; those running end first
   vol->volume.reset();
   if (!dir.empty()) {
     std::error_code ec;
