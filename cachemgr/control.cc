@@ -115,6 +115,7 @@ cpb::ControlReply ControlHandler::Handle(const Caller& c, const cpb::ControlRequ
     case cpb::LIST_CELLS: ListCells(&rep); break;
     case cpb::KEY_UNLOCK: s = KeyUnlock(c, req, &rep); break;
     case cpb::KEY_STATUS: s = KeyStatus(&rep); break;
+    case cpb::CHECK_VOLUMES: options_.fs->CheckVolumes(); break;
     default: s = Error(Code::kUnimplemented, "unknown control operation"); break;
   }
   if (!s.ok()) {

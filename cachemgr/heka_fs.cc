@@ -247,9 +247,35 @@ Result<uint64_t> HekaFs::RootVolume(const std::string& cell) {
     }
     return r.status();
   }
+  NoteReplicated(r->volume());
   std::lock_guard lock(mu_);
   root_volumes_[cell] = r->volume().id();
   return r->volume().id();
+}
+
+void HekaFs::NoteReplicated(const db::Volume& v) {
+  bool ro = false;
+  for (const auto& site : v.sites()) ro |= site.type() == db::VolumeSite::RO;
+  std::lock_guard lock(mu_);
+  if (ro) {
+    replicated_.insert({v.cell(), v.id()});
+  } else {
+    replicated_.erase({v.cell(), v.id()});
+  }
+}
+
+uint64_t HekaFs::ReadOnlyIfReplicated(const std::string& cell, uint64_t id) {
+  std::lock_guard lock(mu_);
+  return replicated_.count({cell, id}) ? id + 1 : id;
+}
+
+void HekaFs::SiteDown(const std::string& cell, uint64_t volume, const Server& server) {
+  std::lock_guard lock(mu_);
+  down_sites_[server.uuid] = std::chrono::steady_clock::now() + kSiteDownFor;
+  servers_.erase({cell, volume});
+  spdlog::warn("file server {} ({}) does not answer for read-only volume {} of cell {}: trying "
+               "its other sites",
+               server.address, server.uuid, volume, cell);
 }
 
 void HekaFs::ForgetServer(const std::string& cell, uint64_t volume) {
@@ -270,16 +296,41 @@ Result<HekaFs::Server> HekaFs::ServerOf(const std::string& cell, uint64_t volume
   req.set_id(volume);
   auto v = options_.runtime->BlockOn(options_.db->GetVolume(req));
   if (!v.ok()) return v.status();
-  std::string uuid;
+  // The instance's sites: RW for the id, RO for id + 1, BK for id + 2 (on the RW's server).
+  const uint64_t offset = volume - v->volume().id();
+  const auto want = offset == 1 ? db::VolumeSite::RO : offset == 2 ? db::VolumeSite::BK : db::VolumeSite::RW;
+  std::vector<std::string> uuids;
   for (const auto& site : v->volume().sites()) {
-    if (site.type() == db::VolumeSite::RW) uuid = site.server_uuid();
+    if (site.type() == want) uuids.push_back(site.server_uuid());
+  }
+  if (uuids.empty() && want == db::VolumeSite::BK) {
+    for (const auto& site : v->volume().sites()) {
+      if (site.type() == db::VolumeSite::RW) uuids.push_back(site.server_uuid());
+    }
+  }
+  if (want == db::VolumeSite::RO) {  // sites that did not answer lately come last
+    std::lock_guard lock(mu_);
+    const auto now = std::chrono::steady_clock::now();
+    std::stable_partition(uuids.begin(), uuids.end(), [&](const std::string& u) {
+      auto it = down_sites_.find(u);
+      return it == down_sites_.end() || it->second < now;
+    });
   }
   auto servers = options_.runtime->BlockOn(options_.db->ListServers(db::ListServersRequest()));
   if (!servers.ok()) return servers.status();
-  for (const db::FileServer& s : servers->servers()) {
-    if (s.uuid() != uuid || s.addresses_size() == 0) continue;
-    Server out{s.addresses(0), s.principal()};
-    out.read_only = volume != v->volume().id();  // id + 1 (RO) or id + 2 (BK)
+  for (const std::string& uuid : uuids) {
+    const db::FileServer* found = nullptr;
+    for (const db::FileServer& s : servers->servers()) {
+      if (s.uuid() == uuid && s.addresses_size() > 0) found = &s;
+    }
+    if (found == nullptr) continue;
+    const db::FileServer& s = *found;
+    Server out;
+    out.address = s.addresses(0);
+    out.principal = s.principal();
+    out.uuid = s.uuid();
+    out.read_only = offset != 0;  // id + 1 (RO) or id + 2 (BK)
+    out.replica = offset == 1;
     out.encrypted = v->volume().encrypted();
     if (out.encrypted) {
       if (v->volume().key_fingerprint().size() != out.fingerprint.size()) {
@@ -306,6 +357,21 @@ Result<Rep> HekaFs::Call(const Who& who, const std::string& cell, uint64_t volum
   // A connection that died with its server (a restart) fails the first call on it; reads are
   // safe to send once more on a fresh connection.
   if (!r.ok() && r.status().code() == Code::kUnavailable && Idempotent(method)) {
+    r = client->CallSync<Rep>(kFile + method, req);
+  }
+  // A read-only instance whose server does not answer: another RO site serves the same
+  // release (every call on one is a read), and the user does not notice.
+  for (int tries = 0; tries < 8 && !r.ok() && server->replica &&
+                      (r.status().code() == Code::kUnavailable ||
+                       r.status().code() == Code::kDeadlineExceeded ||
+                       r.status().code() == Code::kConnectionClosed);
+       ++tries) {
+    const Server down = *server;
+    SiteDown(cell, volume, down);
+    server = ServerOf(cell, volume);
+    if (!server.ok()) return server.status();
+    if (server->uuid == down.uuid) break;  // no other site
+    client = ClientFor(who, *server);
     r = client->CallSync<Rep>(kFile + method, req);
   }
   // A volume being moved: busy during the move's short freeze (ask again shortly), then moved
@@ -686,10 +752,14 @@ Result<EntryOut> HekaFs::Lookup(const Caller& c, uint64_t parent, const std::str
 Result<EntryOut> HekaFs::LookupAs(const Who& who, uint64_t parent, const std::string& name) {
   pb::Fid fid;
   if (parent == kRootIno) {
-    auto volume = RootVolume(name);
+    // "<cell>": the cell's root.cell, read-only if it is replicated (AFS); ".<cell>": its
+    // read-write instance, where changes are made before a vos release.
+    const bool rw_path = name.size() > 1 && name[0] == '.';
+    const std::string cell = rw_path ? name.substr(1) : name;
+    auto volume = RootVolume(cell);
     if (!volume.ok()) return volume.status();
-    fid.set_cell(name);
-    fid.set_volume(*volume);
+    fid.set_cell(cell);
+    fid.set_volume(rw_path ? *volume : ReadOnlyIfReplicated(cell, *volume));
     fid.set_vnode(1);
     fid.set_uniq(1);
   } else {
@@ -767,10 +837,12 @@ Result<std::vector<DirEntryOut>> HekaFs::ReadDir(const Caller& c, uint64_t ino) 
       if (!volume.ok()) continue;
       pb::Fid fid;
       fid.set_cell(cell);
-      fid.set_volume(*volume);
+      fid.set_volume(ReadOnlyIfReplicated(cell, *volume));
       fid.set_vnode(1);
       fid.set_uniq(1);
       out.push_back(DirEntryOut{cell, InoOf(fid), S_IFDIR, {}});
+      fid.set_volume(*volume);
+      out.push_back(DirEntryOut{"." + cell, InoOf(fid), S_IFDIR, {}});
     }
     return out;
   }
@@ -1379,7 +1451,7 @@ Result<uint64_t> HekaFs::Open(const Caller& c, uint64_t ino, int flags) {
   if (writable) {
     auto server = ServerOf(st->fid().cell(), st->fid().volume());
     if (!server.ok()) return server.status();
-    if (server->read_only) return Error(Code::kReadOnly, "a backup volume is read-only");
+    if (server->read_only) return Error(Code::kReadOnly, "a backup or read-only volume takes no changes");
   }
   if (writable && !(rights & (kW | kI))) return Error(Code::kPermissionDenied, "no w right");
   auto h = std::make_shared<Handle>();

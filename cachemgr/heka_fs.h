@@ -219,6 +219,9 @@ class HekaFs {
   // `heka fs flushvolume`: what FlushCached does, for every object cached of `ino`'s volume,
   // in batches (progress in the log for large volumes). Returns how many objects that was.
   Result<uint64_t> FlushVolume(uint64_t ino);
+  // `heka fs checkvolumes`: forgets what the VLDB said of volumes (ids by name, sites, which
+  // have released RO sites), so the next crossing of a mount point asks again.
+  void CheckVolumes();
   // `heka fs setcachesize`: a new bound on cached file data (evicting at once); 0 = back to
   // the configured cache_size_mb. Returns the bound now in force.
   uint64_t SetCacheSize(uint64_t bytes);
@@ -273,6 +276,8 @@ class HekaFs {
     bool encrypted = false;
     crypto::KeyId fingerprint{};
     bool read_only = false;  // a backup (or read-only) instance: no changes
+    bool replica = false;    // a read-only instance: another RO site may serve it instead
+    std::string uuid;        // the file server's
   };
 
   Who WhoIs(const Caller& c);
@@ -326,14 +331,25 @@ class HekaFs {
                    const std::string& method, const Req& req);
   Result<Server> ServerOf(const std::string& cell, uint64_t volume);
   void ForgetServer(const std::string& cell, uint64_t volume);  // it moved: ask the VLDB again
+  // A file server holding an RO instance did not answer: other RO sites are tried first for a
+  // while (kSiteDownFor), without the user noticing.
+  void SiteDown(const std::string& cell, uint64_t volume, const Server& server);
+  static constexpr std::chrono::seconds kSiteDownFor{60};
+  // `id` + 1, its RO instance, if the volume `id` of `cell` has released RO sites (as the VLDB
+  // said when this client looked it up); else `id`. The AFS rule: a path reached through a
+  // read-only volume prefers read-only instances.
+  uint64_t ReadOnlyIfReplicated(const std::string& cell, uint64_t id);
+  // Remembers whether a VLDB entry has released RO sites.
+  void NoteReplicated(const db::Volume& v);
   // How long calls wait through a volume's move (busy, moved) before they fail.
   static constexpr std::chrono::seconds kMoveWait{120};
   std::shared_ptr<fs::FileClient> ClientFor(const Who& who, const Server& server);
   Result<uint64_t> RootVolume(const std::string& cell);
 
   uint64_t InoOf(const pb::Fid& fid);
-  // The id of volume `name` of `cell` (VLDB, as the machine; remembered).
-  Result<uint64_t> VolumeByName(const std::string& cell, const std::string& name);
+  // The id of volume `name` of `cell` (VLDB, as the machine; remembered for kVolumeNameTtl
+  // if `remember`).
+  Result<uint64_t> VolumeByName(const std::string& cell, const std::string& name, bool remember = true);
   Result<std::string> ReadLinkAs(const Who& who, uint64_t ino);
   // The target as the server stores it (sealed in encrypted volumes).
   Result<std::string> RawLinkTarget(const Who& who, uint64_t ino, const pb::FileStatus& st);
@@ -416,7 +432,11 @@ class HekaFs {
   std::map<uint64_t, uint64_t> lookups_;                   // mu_: ino -> kernel references
   std::map<uint64_t, std::unique_ptr<Node>> nodes_;        // mu_: by ino
   std::map<std::string, uint64_t> root_volumes_;           // mu_: cell -> root.cell volume id
-  std::map<std::pair<std::string, std::string>, uint64_t> named_volumes_;  // mu_: (cell, name)
+  // mu_: (cell, name) -> volume id, and when the VLDB said so: asked again after
+  // kVolumeNameTtl, so that clients notice a volume's first release (its RO sites).
+  std::map<std::pair<std::string, std::string>, std::pair<uint64_t, std::chrono::steady_clock::time_point>>
+      named_volumes_;
+  static constexpr std::chrono::seconds kVolumeNameTtl{60};
   // Whether this HekaFs still lives, for the file clients' callbacks (which may run later).
   struct Life {
     std::shared_mutex mu;
@@ -424,6 +444,8 @@ class HekaFs {
   };
   std::shared_ptr<Life> life_ = std::make_shared<Life>();
   std::map<std::pair<std::string, uint64_t>, Server> servers_;  // mu_
+  std::set<std::pair<std::string, uint64_t>> replicated_;  // mu_: (cell, RW id) with RO sites
+  std::map<std::string, std::chrono::steady_clock::time_point> down_sites_;  // mu_: uuid -> until
   // mu_: (address, ccache, Who::Kinit) -> the connection made for one kinit of that cache.
   // A new kinit gets new connections; the old ones stay for the files opened (and locks
   // taken) with it, until `heka fs unlog`.

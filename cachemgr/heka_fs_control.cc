@@ -139,11 +139,35 @@ Result<std::string> HekaFs::ServerAddressOf(uint64_t ino) {
   return server->address;
 }
 
-Result<uint64_t> HekaFs::VolumeByName(const std::string& cell, const std::string& name) {
+void HekaFs::CheckVolumes() {
+  std::vector<std::string> cells;
+  size_t n = 0;
+  {
+    std::lock_guard lock(mu_);
+    n = named_volumes_.size() + servers_.size();
+    named_volumes_.clear();
+    servers_.clear();
+    replicated_.clear();
+    for (const auto& [cell, id] : root_volumes_) cells.push_back(cell);
+  }
+  for (const std::string& cell : cells) {  // whether each root.cell is replicated now
+    db::GetVolumeRequest req;
+    req.set_cell(cell);
+    req.set_name("root.cell");
+    auto r = options_.runtime->BlockOn(options_.db->GetVolume(req));
+    if (r.ok()) NoteReplicated(r->volume());
+  }
+  spdlog::info("checkvolumes: forgot {} volume locations; the VLDB is asked again", n);
+}
+
+Result<uint64_t> HekaFs::VolumeByName(const std::string& cell, const std::string& name,
+                                      bool remember) {
   {
     std::lock_guard lock(mu_);
     auto it = named_volumes_.find({cell, name});
-    if (it != named_volumes_.end()) return it->second;
+    if (it != named_volumes_.end() && std::chrono::steady_clock::now() - it->second.second < kVolumeNameTtl) {
+      return it->second.first;
+    }
   }
   db::GetVolumeRequest req;
   req.set_cell(cell);
@@ -155,6 +179,7 @@ Result<uint64_t> HekaFs::VolumeByName(const std::string& cell, const std::string
     }
     return r.status();
   }
+  NoteReplicated(r->volume());
   // "x.backup" is the BK instance (id + 2), "x.readonly" an RO one (id + 1), if the VLDB
   // lists such a site (`vos backup`, `vos release`).
   uint64_t id = r->volume().id();
@@ -170,8 +195,9 @@ Result<uint64_t> HekaFs::VolumeByName(const std::string& cell, const std::string
     }
     id += static_cast<uint64_t>(offset);
   }
+  if (!remember) return id;
   std::lock_guard lock(mu_);
-  named_volumes_[{cell, name}] = id;
+  named_volumes_[{cell, name}] = {id, std::chrono::steady_clock::now()};
   return id;
 }
 
@@ -288,9 +314,16 @@ std::optional<pb::Fid> HekaFs::MountRootOf(const Who& who, uint64_t ino,
                  volume.status().ToString());
     return std::nullopt;  // shown as the symlink it is
   }
+  // The AFS rule: a regular mount point in a read-only volume leads to the read-only instance
+  // of a replicated volume; a read-write one ('%'), or one in a read-write volume, to the RW.
+  uint64_t id = *volume;
+  if (!mp->rw) {
+    auto here = ServerOf(st.fid().cell(), st.fid().volume());
+    if (here.ok() && here->replica) id = ReadOnlyIfReplicated(cell, id);
+  }
   pb::Fid root;
   root.set_cell(cell);
-  root.set_volume(*volume);
+  root.set_volume(id);
   root.set_vnode(1);
   root.set_uniq(1);
   return root;
@@ -322,7 +355,8 @@ Result<std::string> HekaFs::MakeMountPoint(const Caller& c, uint64_t parent,
                                            const std::string& volume, bool rw) {
   auto dir = FidOf(parent);
   if (!dir.ok()) return dir.status();
-  auto id = VolumeByName(cell.empty() ? dir->cell() : cell, volume);
+  // Only a check: the first crossing asks the VLDB, after any vos release made meanwhile.
+  auto id = VolumeByName(cell.empty() ? dir->cell() : cell, volume, /*remember=*/false);
   if (!id.ok()) return id.status();
   MountPointTarget t{cell, volume, rw};
   std::string target = MountPointString(t);

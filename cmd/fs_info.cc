@@ -79,6 +79,19 @@ int FsWhoami(int argc, char** argv) {
   return kExitOk;
 }
 
+// heka fs checkvolumes: the cache manager forgets what the VLDB said of volumes (as OpenAFS's),
+// so that it sees a volume's new sites (a vos release, addsite, move) at once.
+int FsCheckVolumes(int argc, char** argv) {
+  FsCommand c = StartFsCommand("fs checkvolumes", argc, argv, {}, {});
+  if (c.exit) return *c.exit;
+  cachemgr::ControlRequest req;
+  req.set_op(cachemgr::CHECK_VOLUMES);
+  auto rep = AskCacheManager(c, req);
+  if (!rep.ok()) return c.Fail(rep.status());
+  std::printf("All volumeID/name mappings checked.\n");
+  return kExitOk;
+}
+
 // heka fs getcacheparms [-format json]: how much the cache holds, of how much.
 int FsGetCacheParms(int argc, char** argv) {
   FsCommand c = StartFsCommand("fs getcacheparms", argc, argv,

@@ -26,7 +26,7 @@ constexpr const char* kExamineVolume = "heka.fileserver.VolumeServer.ExamineVolu
 void PrintIds(const db::Volume& v) {
   bool ro = false, bk = false;
   for (const auto& s : v.sites()) {
-    ro |= s.type() == db::VolumeSite::RO;
+    ro |= IsRoSite(s.type());
     bk |= s.type() == db::VolumeSite::BK;
   }
   std::printf("    RWrite: %llu", static_cast<unsigned long long>(v.id()));
@@ -181,6 +181,8 @@ const char* SiteType(db::VolumeSite::Type t) {
       return "RW";
     case db::VolumeSite::RO:
       return "RO";
+    case db::VolumeSite::RO_UNRELEASED:
+      return "RO (not released)";
     case db::VolumeSite::BK:
       return "BK";
     default:
@@ -346,6 +348,18 @@ Result<fs::pb::FreezeVolumeReply> VolumeServerClient::Freeze(const fs::pb::Freez
 
 Result<fs::pb::VolumeMovedReply> VolumeServerClient::Moved(const fs::pb::VolumeMovedRequest& req) {
   return client_->CallSync<fs::pb::VolumeMovedReply>("heka.fileserver.VolumeServer.VolumeMoved", req);
+}
+
+Status WriteVolumeSites(DbCommand& c, uint64_t id,
+                        const google::protobuf::RepeatedPtrField<db::VolumeSite>& sites,
+                        uint64_t generation) {
+  db::Command cmd;
+  db::SetVolumeSites* set = cmd.mutable_set_volume_sites();
+  set->set_id(id);
+  set->set_generation(generation);
+  *set->mutable_sites() = sites;
+  auto r = c.db->Run(c.db->client->Write(std::move(cmd)));
+  return r.ok() ? Status::Ok() : r.status().WithContext("VLDB");
 }
 
 Result<uint64_t> ParseQuota(const std::string& text) {

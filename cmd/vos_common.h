@@ -25,6 +25,10 @@ db::GetVolumeRequest VolumeRequest(const std::string& cell, const std::string& n
 
 // "RW", "RO", "BK" ("??" for anything else); the file server's uint32 type the same way.
 const char* SiteType(db::VolumeSite::Type t);
+// An RO site, released or not (vos addsite, vos release).
+inline bool IsRoSite(db::VolumeSite::Type t) {
+  return t == db::VolumeSite::RO || t == db::VolumeSite::RO_UNRELEASED;
+}
 const char* VolumeTypeName(uint32_t type);
 
 // The VLDB entry as `vos listvldb` and `vos examine` print it, with a line
@@ -100,6 +104,12 @@ Result<uint64_t> CreateEntry(DbCommand& c, const NamedServer& server, uint64_t q
 // `why` saying what is left. When the server may have created the volume after all (no answer
 // in time, connection lost), it is asked to delete it first, best effort.
 Status Undo(DbCommand& c, VolumeServerClient& fs, uint64_t id, const Status& why);
+
+// Replaces the sites of VLDB entry `id` (generation 0: only while no live operation lock is
+// held; else the holder's lock generation). Errors say "VLDB".
+Status WriteVolumeSites(DbCommand& c, uint64_t id,
+                        const google::protobuf::RepeatedPtrField<db::VolumeSite>& sites,
+                        uint64_t generation = 0);
 
 // -maxquota: a plain number is KiB (as OpenAFS's vos); a K, M, G or T suffix (powers of
 // 1024, case-insensitive, optionally followed by "B" or "iB") gives the unit. 0 = unlimited.

@@ -55,6 +55,7 @@ void PrintHeader(const fs::pb::VolumeStatus& st, const std::string& server) {
               Kib(st.partition_free_bytes()).c_str());
   std::printf("    %llu operations: %llu reads (%llu bytes), %llu stores (%llu bytes)\n",
               U(st.ops()), U(st.reads()), U(st.bytes_read()), U(st.stores()), U(st.bytes_stored()));
+  std::printf("    Change serial %llu\n", U(st.serial()));
   std::printf("\n");
 }
 

@@ -88,7 +88,7 @@ int VosZap(int argc, char** argv) {
     auto entry = c.db->Run(c.db->client->GetVolume(VolumeRequest(c.Get("cell"), std::to_string(base), true)));
     if (!entry.ok()) continue;
     for (const db::VolumeSite& s : entry->volume().sites()) {
-      const uint64_t site_id = base + (s.type() == db::VolumeSite::RO ? 1 : s.type() == db::VolumeSite::BK ? 2 : 0);
+      const uint64_t site_id = base + (IsRoSite(s.type()) ? 1 : s.type() == db::VolumeSite::BK ? 2 : 0);
       if (site_id == id && s.server_uuid() == server->server.uuid() && s.partition() == c.Get("partition")) {
         return c.Fail(Error(Code::kInvalidArgument,
                             "the VLDB names this instance (volume " + entry->volume().name() +

@@ -24,6 +24,7 @@
 
 #include "cmd/commands.h"
 #include "cmd/vos_common.h"
+#include "cmd/vos_operation.h"
 
 namespace heka::cli {
 namespace {
@@ -32,124 +33,29 @@ using Clock = std::chrono::steady_clock;
 
 double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// Tests kill or pause vos at a phase boundary: HEKA_VOS_TEST_KILL_AT=<phase>,
-// HEKA_VOS_TEST_STOP_AT=<phase>.
-void MaybeDie(const std::string& phase) {
-  const char* kill_at = std::getenv("HEKA_VOS_TEST_KILL_AT");
-  if (kill_at != nullptr && phase == kill_at) ::raise(SIGKILL);
-  const char* stop_at = std::getenv("HEKA_VOS_TEST_STOP_AT");
-  if (stop_at != nullptr && phase == stop_at) ::raise(SIGSTOP);
-}
-
-std::string Owner() {
-  char host[256] = {0};
-  ::gethostname(host, sizeof(host) - 1);
-  return "vos move pid " + std::to_string(::getpid()) + " on " + host;
-}
-
-// The pid in an owner string of ours on this host whose process is gone, else 0.
-bool OwnerIsGone(const std::string& owner) {
-  char host[256] = {0};
-  ::gethostname(host, sizeof(host) - 1);
-  const std::string prefix = "vos move pid ";
-  const std::string suffix = std::string(" on ") + host;
-  if (owner.rfind(prefix, 0) != 0 || !owner.ends_with(suffix)) return false;
-  const std::string pid = owner.substr(prefix.size(), owner.size() - prefix.size() - suffix.size());
-  char* end = nullptr;
-  long n = std::strtol(pid.c_str(), &end, 10);
-  if (pid.empty() || *end != '\0' || n <= 0) return false;
-  return ::kill(static_cast<pid_t>(n), 0) != 0 && errno == ESRCH;
-}
-
 class Move {
  public:
-  Move(DbCommand& c, int64_t ttl_ms, bool verbose) : c_(c), ttl_ms_(ttl_ms), verbose_(verbose) {}
+  Move(DbCommand& c, int64_t ttl_ms, bool verbose) : c_(c), lock_(c, "move", ttl_ms, verbose) {}
 
   int Run();
 
  private:
-  Status Lock();
-  Status SetPhase(const std::string& phase);
-  void Unlock();
-  void Say(const std::string& line) {
-    if (verbose_) std::fprintf(stderr, "%s\n", line.c_str());
-  }
+  Status SetPhase(const std::string& phase) { return lock_.SetPhase(phase); }
+  void Unlock() { lock_.Unlock(); }
+  void Say(const std::string& line) { lock_.Say(line); }
   // Dumps the changes after `from_serial` (0: all) from the source into the destination.
   // Returns the dump's serial; *vnodes the vnodes sent.
   Result<uint64_t> Transfer(uint64_t from_serial, uint64_t* vnodes, uint64_t* bytes);
   Status Fail(const Status& s, bool thaw);
 
   DbCommand& c_;
-  const int64_t ttl_ms_;
-  const bool verbose_;
+  OperationLock lock_;
   db::Volume v_;
-  uint64_t generation_ = 0;
-  Clock::time_point renewed_;
   std::optional<NamedServer> from_, to_;
   std::string from_partition_, to_partition_;
   std::unique_ptr<VolumeServerClient> src_, dst_;
   uint64_t total_bytes_ = 0;
-  Clock::time_point start_ = Clock::now();
 };
-
-Status Move::Lock() {
-  for (;;) {
-    db::Command cmd;
-    db::LockVolume* lock = cmd.mutable_lock_volume();
-    lock->set_id(v_.id());
-    lock->set_owner(Owner());
-    lock->set_ttl_ms(ttl_ms_);
-    lock->set_operation("move");
-    lock->set_phase("start");
-    auto r = c_.db->Run(c_.db->client->Write(std::move(cmd)));
-    if (r.ok()) {
-      generation_ = r->generation();
-      renewed_ = Clock::now();
-      return Status::Ok();
-    }
-    if (r.status().code() != Code::kLocked) return r.status();
-    // A move of ours that died holds it: wait for its expiry, then take over.
-    auto entry = c_.db->Run(c_.db->client->GetVolume(VolumeRequest(v_.cell(), std::to_string(v_.id()), true)));
-    if (!entry.ok()) return entry.status();
-    const db::VolumeLock& held = entry->volume().lock();
-    if (!OwnerIsGone(held.owner())) {
-      return r.status().WithContext("wait for it to finish, or run heka vos unlock -id " + v_.name() +
-                                    " if it is dead");
-    }
-    const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
-    const int64_t left_ms = std::max<int64_t>(0, (held.expires_ns() - now) / 1000000) + 50;
-    if (left_ms > 10 * 60 * 1000) return r.status();
-    std::fprintf(stderr,
-                 "The lock is held by %s, which is gone (phase %s); taking over when it expires "
-                 "in %.1f s\n",
-                 held.owner().c_str(), held.phase().c_str(), static_cast<double>(left_ms) / 1000);
-    std::this_thread::sleep_for(std::chrono::milliseconds(left_ms));
-  }
-}
-
-Status Move::SetPhase(const std::string& phase) {
-  MaybeDie(phase);
-  db::Command cmd;
-  db::LockVolume* lock = cmd.mutable_lock_volume();
-  lock->set_id(v_.id());
-  lock->set_ttl_ms(ttl_ms_);
-  lock->set_expect_generation(generation_);
-  lock->set_phase(phase);
-  auto r = c_.db->Run(c_.db->client->Write(std::move(cmd)));
-  if (!r.ok()) return r.status().WithContext("renewing the move's lock");
-  renewed_ = Clock::now();
-  Say("phase " + phase + " (" + std::to_string(static_cast<int>(Since(start_) * 1000)) + " ms)");
-  return Status::Ok();
-}
-
-void Move::Unlock() {
-  db::Command cmd;
-  cmd.mutable_unlock_volume()->set_id(v_.id());
-  cmd.mutable_unlock_volume()->set_generation(generation_);
-  (void)c_.db->Run(c_.db->client->Write(std::move(cmd)));
-}
 
 Result<uint64_t> Move::Transfer(uint64_t from_serial, uint64_t* vnodes, uint64_t* bytes) {
   fs::pb::DumpVolumeRequest dump;
@@ -158,19 +64,17 @@ Result<uint64_t> Move::Transfer(uint64_t from_serial, uint64_t* vnodes, uint64_t
   dump.set_from_serial(from_serial);
   dump.set_encrypted(v_.encrypted());
   dump.set_key_fingerprint(v_.key_fingerprint());
-  dump.set_lock_generation(generation_);
+  dump.set_lock_generation(lock_.generation());
   fs::pb::RestoreVolumeRequest restore;
   restore.set_cell(v_.cell());
   restore.set_id(v_.id());
   restore.set_name(v_.name());
-  restore.set_lock_generation(generation_);
+  restore.set_lock_generation(lock_.generation());
   restore.set_partition(to_partition_);
   *bytes = 0;
   Clock::time_point shown = Clock::now(), began = Clock::now();
   for (;;) {
-    if (Since(renewed_) * 1000 > static_cast<double>(ttl_ms_) / 3) {
-      if (Status s = SetPhase(from_serial == 0 ? "copy" : "increments"); !s.ok()) return s;
-    }
+    if (Status s = lock_.RenewIfDue(); !s.ok()) return s;
     auto d = src_->Dump(dump);
     if (!d.ok()) return d.status().WithContext("dumping on " + from_->address);
     dump.set_session(d->session());
@@ -207,14 +111,14 @@ Status Move::Fail(const Status& s, bool thaw) {
     fs::pb::FreezeVolumeRequest req;
     req.set_cell(v_.cell());
     req.set_id(v_.id());
-    req.set_lock_generation(generation_);
+    req.set_lock_generation(lock_.generation());
     req.set_freeze(false);
     (void)src_->Freeze(req);
   }
   fs::pb::DeleteVolumeRequest del;
   del.set_cell(v_.cell());
   del.set_id(v_.id());
-  del.set_lock_generation(generation_);
+  del.set_lock_generation(lock_.generation());
   (void)dst_->Delete(del);
   Unlock();
   return s.WithContext("the move was rolled back; volume " + v_.name() + " stays on " +
@@ -246,7 +150,9 @@ int Move::Run() {
   if (rw == nullptr) return c_.Fail(Error(Code::kNotFound, "volume " + v_.name() + " has no RW site"));
   src_ = std::make_unique<VolumeServerClient>(*c_.db, *from_);
   dst_ = std::make_unique<VolumeServerClient>(*c_.db, *to_);
-  if (Status s = Lock(); !s.ok()) return c_.Fail(s.WithContext("locking volume " + v_.name()));
+  if (Status s = lock_.Lock(v_.cell(), v_.id(), v_.name()); !s.ok()) {
+    return c_.Fail(s.WithContext("locking volume " + v_.name()));
+  }
   // The entry as of the lock: an earlier run may have switched it already.
   entry = c_.db->Run(c_.db->client->GetVolume(VolumeRequest(v_.cell(), std::to_string(v_.id()), true)));
   if (!entry.ok()) {
@@ -270,12 +176,12 @@ int Move::Run() {
     online.set_cell(v_.cell());
     online.set_id(v_.id());
     online.set_online(true);
-    online.set_lock_generation(generation_);
+    online.set_lock_generation(lock_.generation());
     auto on = dst_->SetOnline(online);
     fs::pb::VolumeMovedRequest moved;
     moved.set_cell(v_.cell());
     moved.set_id(v_.id());
-    moved.set_lock_generation(generation_);
+    moved.set_lock_generation(lock_.generation());
     auto gone = src_->Moved(moved);
     Unlock();
     if (!on.ok()) return c_.Fail(on.status().WithContext("bringing it online on " + to_->address));
@@ -289,7 +195,7 @@ int Move::Run() {
     fs::pb::DeleteVolumeRequest del;
     del.set_cell(v_.cell());
     del.set_id(v_.id());
-    del.set_lock_generation(generation_);
+    del.set_lock_generation(lock_.generation());
     auto d = dst_->Delete(del);
     if (d.ok()) {
       std::fprintf(stderr, "Removed the instance of %s on %s left by an earlier move\n",
@@ -304,7 +210,7 @@ int Move::Run() {
     fs::pb::FreezeVolumeRequest thaw;
     thaw.set_cell(v_.cell());
     thaw.set_id(v_.id());
-    thaw.set_lock_generation(generation_);
+    thaw.set_lock_generation(lock_.generation());
     thaw.set_freeze(false);
     (void)src_->Freeze(thaw);
   }
@@ -330,7 +236,7 @@ int Move::Run() {
   fs::pb::FreezeVolumeRequest freeze;
   freeze.set_cell(v_.cell());
   freeze.set_id(v_.id());
-  freeze.set_lock_generation(generation_);
+  freeze.set_lock_generation(lock_.generation());
   freeze.set_freeze(true);
   if (auto f = src_->Freeze(freeze); !f.ok()) return c_.Fail(Fail(f.status(), true));
   auto last = Transfer(*serial, &vnodes, &bytes);
@@ -342,7 +248,7 @@ int Move::Run() {
   db::Command sites;
   db::SetVolumeSites* set = sites.mutable_set_volume_sites();
   set->set_id(v_.id());
-  set->set_generation(generation_);
+  set->set_generation(lock_.generation());
   bool had_backup = false;
   for (const db::VolumeSite& s : v_.sites()) {
     if (s.type() == db::VolumeSite::BK) {
@@ -363,7 +269,7 @@ int Move::Run() {
   online.set_cell(v_.cell());
   online.set_id(v_.id());
   online.set_online(true);
-  online.set_lock_generation(generation_);
+  online.set_lock_generation(lock_.generation());
   if (auto on = dst_->SetOnline(online); !on.ok()) {
     return c_.Fail(on.status().WithContext("after the VLDB switch; run the same vos move again"));
   }
@@ -372,7 +278,7 @@ int Move::Run() {
   fs::pb::VolumeMovedRequest moved;
   moved.set_cell(v_.cell());
   moved.set_id(v_.id());
-  moved.set_lock_generation(generation_);
+  moved.set_lock_generation(lock_.generation());
   if (auto gone = src_->Moved(moved); !gone.ok()) {
     return c_.Fail(gone.status().WithContext("removing the source instance; run the same vos move again"));
   }
@@ -386,7 +292,7 @@ int Move::Run() {
   std::printf("Volume %s moved from %s %s to %s %s in %.2f s (%.1f MB; clients waited at most "
               "%.0f ms, the freeze)\n",
               v_.name().c_str(), from_->address.c_str(), from_partition_.c_str(),
-              to_->address.c_str(), to_partition_.c_str(), Since(start_),
+              to_->address.c_str(), to_partition_.c_str(), lock_.Elapsed(),
               static_cast<double>(total_bytes_) / 1e6, freeze_ms);
   if (had_backup) std::printf("    its backup volume was removed (run heka vos backup again)\n");
   return kExitOk;
@@ -408,17 +314,9 @@ int VosMove(int argc, char** argv) {
        {"verbose", false, "explain each phase"}},
       {"id", "fromserver", "frompartition", "toserver", "topartition", "cell"});
   if (c.exit) return *c.exit;
-  int64_t ttl_ms = 60000;
-  if (c.Has("locktime")) {
-    const std::string text = c.Get("locktime");
-    char* end = nullptr;
-    double seconds = std::strtod(text.c_str(), &end);
-    if (text.empty() || *end != '\0' || seconds <= 0) {
-      return UsageError(c.name, Error(Code::kInvalidArgument, "-locktime wants seconds"));
-    }
-    ttl_ms = static_cast<int64_t>(seconds * 1000);
-  }
-  Move move(c, ttl_ms, c.Has("verbose"));
+  auto ttl_ms = LockTimeMs(c);
+  if (!ttl_ms.ok()) return UsageError(c.name, ttl_ms.status());
+  Move move(c, *ttl_ms, c.Has("verbose"));
   return move.Run();
 }
 

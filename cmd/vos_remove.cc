@@ -84,6 +84,18 @@ Status DeleteSites(DbCommand& c, const db::Volume& v) {
       if (!s.ok()) return s;
     }
   }
+  // The whole volume goes: its read-only instances (vos release) too.
+  if (!c.Has("server")) {
+    for (const db::VolumeSite& ro : v.sites()) {
+      if (!IsRoSite(ro.type())) continue;
+      auto server = ServerByUuid(*c.db, ro.server_uuid());
+      Status s = server.ok() ? DeleteOnServer(c, *server, ro.partition(), v.id() + 1) : server.status();
+      if (!s.ok()) {
+        Warn(c, "the read-only instance on " + ro.server_uuid() + " stays (" + s.ToString() +
+                    "); remove it later with heka vos zap");
+      }
+    }
+  }
   return Status::Ok();
 }
 

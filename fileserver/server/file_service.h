@@ -47,6 +47,9 @@ struct ServedVolume {
   std::atomic<uint64_t> frozen_generation{0};
   std::atomic<int64_t> frozen_until_ns{0};
   std::atomic<int> in_flight{0};
+  // A restore or release is putting a new instance in its place: clients wait and retry
+  // (kVolumeBusy) instead of failing.
+  std::atomic<bool> swapping{false};
 };
 
 // Counts an operation on a volume while it runs.
@@ -219,6 +222,9 @@ class FileService {
   Result<db::Volume> CheckLock(const std::string& cell, uint64_t id, uint64_t generation);
   // CheckLock's status for a request that carries `generation`; OK for 0 (no operation lock).
   Status Fenced(const std::string& cell, uint64_t id, uint64_t generation);
+  // Stops serving `old`, an instance about to be replaced: new operations get kVolumeBusy
+  // (clients retry), running ones end first; its Volume is closed. Returns its directory.
+  std::string Retire(ServedVolume& old);
   // Waits up to 30 s for the operations running on `vol` to end; false if they did not.
   bool WaitIdle(ServedVolume& vol);
   // Whether `vol` (volume `id`) may serve operations now: kVolumeMoved, kVolumeOffline; a

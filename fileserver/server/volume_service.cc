@@ -83,6 +83,7 @@ Result<pb::VolumeStatus> FileService::Describe(uint64_t id, const ServedVolume& 
   st.set_bytes_stored(h->bytes_stored);
   st.set_online(vol.online.load());
   st.set_partition(vol.partition);
+  st.set_serial(h->serial);
   struct statvfs fs;
   if (statvfs(vol.partition.c_str(), &fs) == 0) {
     st.set_partition_free_bytes(static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize);
@@ -257,9 +258,23 @@ Result<std::string> FileService::RwPartitionHere(const std::string& cell, uint64
                "the VLDB does not place volume " + std::to_string(id) + " on this server");
 }
 
+// Stops serving `old`, an instance about to be replaced or removed: new operations on it get
+// kVolumeBusy (clients retry), the running ones end first. Returns its directory ("" if none).
+std::string FileService::Retire(ServedVolume& old) {
+  old.swapping = true;
+  if (!WaitIdle(old)) {
+    spdlog::warn("volume instance in {}: operations still running after 30 s; replacing it anyway",
+                 old.partition);
+  }
+  std::string dir = old.volume ? old.volume->dir() : "";
+  old.volume.reset();
+  return dir;
+}
+
 Result<pb::CloneVolumeReply> FileService::CloneVolume(Op& op, const pb::CloneVolumeRequest& req) {
   Status s = RequireVolumeAdmin(op, req.cell());
   if (!s.ok()) return s;
+  if (Status fenced = Fenced(req.cell(), req.id(), req.lock_generation()); !fenced.ok()) return fenced;
   std::string name;
   auto partition = RwPartitionHere(req.cell(), req.id(), &name);
   if (!partition.ok()) return partition.status();
@@ -273,31 +288,44 @@ Result<pb::CloneVolumeReply> FileService::CloneVolume(Op& op, const pb::CloneVol
   if (rw->type != VolumeType::kReadWrite) {
     return Error(Code::kInvalidArgument, "volume " + std::to_string(req.id()) + " is not read-write");
   }
-  const uint64_t bk = req.id() + 2;  // the VLDB's numbering: RO = id + 1, BK = id + 2
+  // The VLDB's numbering: RO = id + 1, BK = id + 2.
+  const bool ro = req.read_only();
+  const uint64_t target = req.id() + (ro ? 1 : 2);
+  const VolumeType type = ro ? VolumeType::kReadOnly : VolumeType::kBackup;
+  const char* what = ro ? "read-only clone" : "backup";
   auto start = std::chrono::steady_clock::now();
-  if (auto old = volumes_.Take(bk)) {  // the previous backup goes; its clients revalidate
-    old->online = false;
-    callbacks_.BreakVolume(bk);
-    std::string dir = old->volume ? old->volume->dir() : partition.value() + "/V" + std::to_string(bk);
-    old->volume.reset();
+  auto old = volumes_.Find(target);
+  if (old) {  // the previous clone goes; its clients wait meanwhile, then revalidate
+    std::string dir = Retire(*old);
+    if (dir.empty()) dir = VolumeDir(OptionsFor(old->partition), target);
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
-    if (ec) return Error(Code::kIoError, "removing the old backup " + dir + ": " + ec.message());
+    if (ec) {
+      volumes_.Take(target);
+      return Error(Code::kIoError, std::string("removing the old ") + what + " " + dir + ": " + ec.message());
+    }
   }
-  auto clone = rw->volume->Clone(bk, name + ".backup", VolumeType::kBackup);
-  if (!clone.ok()) return clone.status().WithContext("cloning volume " + std::to_string(req.id()));
+  auto clone = rw->volume->Clone(target, name + (ro ? ".readonly" : ".backup"), type);
+  if (!clone.ok()) {
+    if (old) volumes_.Take(target);
+    return clone.status().WithContext("cloning volume " + std::to_string(req.id()));
+  }
   s = SaveCell(*deps_.env, (*clone)->dir(), req.cell());
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    if (old) volumes_.Take(target);
+    return s;
+  }
   auto served = std::make_shared<ServedVolume>();
   served->volume = std::move(*clone);
-  served->type = VolumeType::kBackup;
+  served->type = type;
   served->cell = req.cell();
   served->partition = *partition;
-  volumes_.Put(bk, served);
+  volumes_.Put(target, served);
+  if (old) callbacks_.BreakVolume(target);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  spdlog::info("backup {} of volume {} '{}' of cell {} made in {:.2f} s for {}", bk, req.id(), name,
-               req.cell(), seconds, op.peer.principal());
-  auto st = Describe(bk, *served);
+  spdlog::info("{} {} of volume {} '{}' of cell {} made in {:.2f} s for {}", what, target, req.id(),
+               name, req.cell(), seconds, op.peer.principal());
+  auto st = Describe(target, *served);
   if (!st.ok()) return st.status();
   pb::CloneVolumeReply rep;
   *rep.mutable_status() = std::move(*st);
@@ -317,6 +345,7 @@ struct DumpSession {
   std::unique_ptr<VolumeDumper> dumper;
   std::unique_ptr<VolumeRestorer> restorer;
   uint64_t lock_generation = 0;  // a move's destination: fenced, and swapped in offline
+  bool read_only = false;        // a release's RO site: fenced, swapped in online
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
 
   ~DumpSession() {
@@ -444,7 +473,29 @@ Result<std::shared_ptr<DumpSession>> FileService::StartRestore(Op& op,
   if (!s.ok()) return s;
   std::string vldb_name;
   Result<std::string> partition = Error(Code::kInvalidArgument, "no partition");
-  if (req.lock_generation() != 0) {  // a move's destination
+  if (req.read_only()) {  // a release's RO site
+    if (req.lock_generation() == 0) {
+      return Error(Code::kInvalidArgument, "a read-only instance is restored only by vos release");
+    }
+    auto locked = CheckLock(req.cell(), req.id(), req.lock_generation());
+    if (!locked.ok()) return locked.status();
+    if (locked->id() + 1 != req.id()) {
+      return Error(Code::kInvalidArgument, "volume " + std::to_string(req.id()) +
+                                               " is not the read-only id of volume " +
+                                               std::to_string(locked->id()));
+    }
+    vldb_name = locked->name() + ".readonly";
+    for (const db::VolumeSite& site : locked->sites()) {
+      if ((site.type() == db::VolumeSite::RO || site.type() == db::VolumeSite::RO_UNRELEASED) &&
+          site.server_uuid() == deps_.server_uuid) {
+        partition = site.partition();
+      }
+    }
+    if (!partition.ok()) {
+      return Error(Code::kInvalidArgument, "the VLDB lists no read-only site of volume " +
+                                               locked->name() + " on this server");
+    }
+  } else if (req.lock_generation() != 0) {  // a move's destination
     auto locked = CheckLock(req.cell(), req.id(), req.lock_generation());
     if (!locked.ok()) return locked.status();
     vldb_name = locked->name();
@@ -469,11 +520,12 @@ Result<std::shared_ptr<DumpSession>> FileService::StartRestore(Op& op,
   std::filesystem::create_directories(session->staging, ec);
   if (ec) return Error(Code::kIoError, "creating " + session->staging + ": " + ec.message());
   VolumeOptions options = OptionsFor(session->staging);
-  const std::string name = req.name().empty() ? vldb_name : req.name();
+  const std::string name = req.name().empty() || req.read_only() ? vldb_name : req.name();
+  const VolumeType type = req.read_only() ? VolumeType::kReadOnly : VolumeType::kReadWrite;
   if (header->from_serial() == 0) {
     options.chunk_size = header->chunk_size();
     options.inline_limit = header->inline_limit();
-    auto created = Volume::Create(options, req.id(), name, VolumeType::kReadWrite, 0);
+    auto created = Volume::Create(options, req.id(), name, type, 0);
     if (!created.ok()) return created.status();
     session->volume = std::move(*created);
   } else {
@@ -482,12 +534,13 @@ Result<std::shared_ptr<DumpSession>> FileService::StartRestore(Op& op,
       return Error(Code::kNotFound, "an incremental dump applies to an existing volume, and volume " +
                                         std::to_string(req.id()) + " is not served here");
     }
-    auto clone = vol->volume->Clone(req.id(), name, VolumeType::kReadWrite, session->staging);
+    auto clone = vol->volume->Clone(req.id(), name, type, session->staging);
     if (!clone.ok()) return clone.status().WithContext("copying volume " + std::to_string(req.id()));
     session->volume = std::move(*clone);
   }
   session->restorer = std::make_unique<VolumeRestorer>(*session->volume);
   session->lock_generation = req.lock_generation();
+  session->read_only = req.read_only();
   spdlog::info("restore of volume {} '{}' of cell {} ({} dump of volume {}) started for {}",
                req.id(), name, req.cell(),
                header->from_serial() == 0 ? std::string("full")
@@ -510,32 +563,38 @@ Result<pb::VolumeStatus> FileService::SwapInRestored(Op& op, DumpSession& s) {
   if (Status st = SaveCell(*deps_.env, VolumeDir(OptionsFor(s.staging), s.id), s.cell); !st.ok())
     return st;
   const std::string dir = VolumeDir(OptionsFor(s.partition), s.id);
-  auto old = volumes_.Take(s.id);
-  if (old) {
-    old->online = false;
-    callbacks_.BreakVolume(s.id);
-    old->volume.reset();
-  }
+  // The instance in place (if any) is retired: its clients wait (kVolumeBusy) until the new
+  // one serves them, then revalidate.
+  auto old = volumes_.Find(s.id);
+  if (old) Retire(*old);
+  auto drop_old = [&] {
+    if (old) volumes_.Take(s.id);
+  };
   std::error_code ec;
   if (std::filesystem::exists(dir)) std::filesystem::rename(dir, s.staging + "/old", ec);
   if (!ec) std::filesystem::rename(VolumeDir(OptionsFor(s.staging), s.id), dir, ec);
   if (ec) {
+    drop_old();
     return Error(Code::kIoError, "putting the restored volume in place at " + dir + ": " +
                                      ec.message() + " (the old volume is in " + s.staging +
                                      "/old; run the salvager)");
   }
   (void)deps_.env->SyncDir(s.partition);
   auto opened = Volume::Open(OptionsFor(s.partition), s.id);
-  if (!opened.ok()) return opened.status();
+  if (!opened.ok()) {
+    drop_old();
+    return opened.status();
+  }
   auto served = std::make_shared<ServedVolume>();
   served->volume = std::move(*opened);
-  served->type = VolumeType::kReadWrite;
+  served->type = s.read_only ? VolumeType::kReadOnly : VolumeType::kReadWrite;
   served->cell = s.cell;
   served->partition = s.partition;
   // A move's destination waits offline for the VLDB switch; if the move never finishes, the
   // first request after the lock's expiry finds that out (Available).
-  if (s.lock_generation != 0) Freeze(*served, s.cell, s.id, s.lock_generation);
+  if (s.lock_generation != 0 && !s.read_only) Freeze(*served, s.cell, s.id, s.lock_generation);
   volumes_.Put(s.id, served);
+  if (old) callbacks_.BreakVolume(s.id);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - s.start).count();
   spdlog::info("restore of volume {} '{}' of cell {} done: {} files, serial {}, in {:.2f} s for {}",
                s.id, header->name, s.cell, header->files, header->serial, seconds,
@@ -631,6 +690,10 @@ void FileService::Freeze(ServedVolume& vol, const std::string& cell, uint64_t id
 Status FileService::Available(uint64_t id, ServedVolume& vol) {
   if (vol.moved.load()) {
     return Error(Code::kVolumeMoved, "volume " + std::to_string(id) + " moved to another server");
+  }
+  if (vol.swapping.load()) {
+    return Error(Code::kVolumeBusy, "volume " + std::to_string(id) +
+                                        " is being replaced by a restore or release: retry shortly");
   }
   if (vol.online.load()) return Status::Ok();
   const uint64_t generation = vol.frozen_generation.load();

@@ -1905,6 +1905,236 @@ TEST(MoveTest, LockUnlockAndZap) {
   EXPECT_EQ(Sh("bob", "cat " + B(vol + "/kept")).output, "kept\n");
 }
 
+// ---- vos addsite, remsite, release ----------------------------------------------------------
+
+std::vector<std::string> SiteArgs(const std::string& command, const std::string& vol, int server) {
+  World& w = TheWorld();
+  return {command, "-server", w.cell->fs_uuid(server), "-partition", w.cell->fs_partition(server),
+          "-id", vol};
+}
+
+// Restarts file server `n` (killed before) and waits until it answers volume requests.
+void RestartFileServer(int n) {
+  World& w = TheWorld();
+  ASSERT_TRUE(w.cell->StartFileServerAndWait(n).ok()) << w.cell->LogTail(n);
+  ASSERT_TRUE(WaitFor([&] { return Vos({"listvol", "-server", w.cell->fs_uuid(n)}).exit_code == 0; },
+                      seconds(30))) << w.cell->LogTail(n);
+}
+
+// `heka fs mkmount -dir /heka/acme/<dir> -vol <volume>` through the first client.
+testing::ProcessResult MkMount(const std::string& dir, const std::string& volume) {
+  World& w = TheWorld();
+  return enc::Heka({"fs", "mkmount", "-dir", A(dir), "-vol", volume, "-socket", enc::SocketOf(w.mounts[0])},
+                   {{"KRB5CCNAME", "FILE:" + w.cc["admin"]}});
+}
+
+// "(12.3 MB sent)" of a vos release's summary line.
+double MbSent(const std::string& output) {
+  const size_t at = output.find(" MB sent)");
+  if (at == std::string::npos) return -1;
+  const size_t open = output.rfind('(', at);
+  return std::atof(output.substr(open + 1, at - open - 1).c_str());
+}
+
+// vos release copies a volume to two RO sites (the RW's server, where the RO is a clone, and
+// the other server); a regular mount point inside an RO volume leads to RO instances; a later
+// release sends only what changed and clients see it; when the server a client reads an RO
+// volume from stops, the client reads from the other site without an error.
+TEST(ReleaseTest, AReleaseReachesTwoSitesAndReadersFailOverWhenOneStops) {
+  World& w = TheWorld();
+  const std::string vol = "repl", inner = "replinner";
+  enc::MakeEncryptedVolume(vol, nullptr, /*encrypted=*/false);
+  enc::MakeEncryptedVolume(inner, nullptr, /*encrypted=*/false);
+  const uint64_t id = VolumeIdOf(vol);
+  ASSERT_EQ(Sh("alice", "echo one > " + A(vol + "/f1") + " && head -c 3000000 /dev/urandom > " +
+                            A(vol + "/bulk") + " && mkdir " + A(vol + "/d") +
+                            " && for i in $(seq 10); do echo $i > " + A(vol + "/d/f") + "$i; done && ln -s d/f1 " +
+                            A(vol + "/sym") + " && echo inside > " + A(inner + "/file")).exit_code,
+            0);
+  ASSERT_EQ(MkMount(vol + "/inner", inner).exit_code, 0);
+  // The other server's site first: clients try RO sites in the VLDB's order, and the path to
+  // the mount point goes through the root volume on the first server, which must stay up.
+  for (const std::string& v : {vol, inner}) {
+    for (int n : {2, 1}) {
+      auto added = Vos(SiteArgs("addsite", v, n));
+      ASSERT_EQ(added.exit_code, 0) << added.output;
+    }
+  }
+  EXPECT_NE(Vos({"examine", "-id", vol}).output.find("RO (not released)"), std::string::npos);
+  auto twice = Vos(SiteArgs("addsite", vol, 2));
+  EXPECT_NE(twice.exit_code, 0);
+  EXPECT_NE(twice.output.find("already has a read-only site"), std::string::npos) << twice.output;
+  auto early = MkMount("repl-ro", vol + ".readonly");
+  EXPECT_NE(early.exit_code, 0) << "no RO instance before a release: " << early.output;
+
+  auto first = Vos({"release", "-id", vol, "-verbose"});
+  ASSERT_EQ(first.exit_code, 0) << first.output << w.cell->LogTail(1) << w.cell->LogTail(2);
+  EXPECT_NE(first.output.find("Released volume repl"), std::string::npos) << first.output;
+  EXPECT_NE(first.output.find("to 2 of 2 read-only sites"), std::string::npos) << first.output;
+  EXPECT_NE(first.output.find("vnodes"), std::string::npos) << "a progress line: " << first.output;
+  ASSERT_EQ(Vos({"release", "-id", inner}).exit_code, 0);
+  const std::string examined = Vos({"examine", "-id", vol}).output;
+  EXPECT_EQ(examined.find("not released"), std::string::npos) << examined;
+  EXPECT_NE(examined.find("ROnly: " + std::to_string(id + 1)), std::string::npos) << examined;
+  EXPECT_TRUE(std::filesystem::exists(VolumeDirOn(1, id + 1)));
+  EXPECT_TRUE(std::filesystem::exists(VolumeDirOn(2, id + 1)));
+
+  // Clients that crossed these volumes' mount points before their first release learn of
+  // their RO sites within a minute, or at once after `fs checkvolumes` (as in OpenAFS).
+  for (const auto& m : w.mounts) {
+    auto checked = enc::Heka({"fs", "checkvolumes", "-socket", enc::SocketOf(m)},
+                             {{"KRB5CCNAME", "FILE:" + w.cc["alice"]}});
+    ASSERT_EQ(checked.exit_code, 0) << checked.output;
+  }
+  auto mounted = MkMount("repl-ro", vol + ".readonly");
+  ASSERT_EQ(mounted.exit_code, 0) << mounted.output;
+  const std::string released = TreeOf(A(vol));
+  EXPECT_EQ(TreeOf(A("repl-ro")), released);
+  EXPECT_EQ(TreeOf(B("repl-ro")), released);
+  // The RO volume and the RO instance its mount point leads to take no changes.
+  for (const std::string& change : {"echo x > " + A("repl-ro/f1"), "touch " + A("repl-ro/inner/new")}) {
+    auto r = Sh("alice", change + " 2>&1");
+    EXPECT_NE(r.exit_code, 0) << change;
+    EXPECT_NE(r.output.find("Read-only file system"), std::string::npos) << change << ": " << r.output << Lines(w.mounts[0].log);
+  }
+  EXPECT_EQ(Sh("alice", "cat " + A("repl-ro/inner/file")).output, "inside\n");
+
+  // Changes to the RW show in the RO instances only after the next release, which sends only
+  // what changed.
+  ASSERT_EQ(Sh("alice", "echo two > " + A(vol + "/f1") + " && rm " + A(vol + "/d/f3") + " && mv " +
+                            A(vol + "/d/f4") + " " + A(vol + "/d/f4b") + " && echo new > " +
+                            A(vol + "/added")).exit_code,
+            0);
+  EXPECT_EQ(Sh("bob", "cat " + B("repl-ro/f1")).output, "one\n");
+  auto second = Vos({"release", "-id", vol});
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_GE(MbSent(first.output), 3.0) << first.output;
+  EXPECT_LT(MbSent(second.output), 1.0) << "only the changes: " << second.output;
+  const std::string changed = TreeOf(A(vol));
+  EXPECT_TRUE(WaitFor([&] { return TreeOf(B("repl-ro")) == changed; }, seconds(10))) << TreeOf(B("repl-ro"));
+  EXPECT_TRUE(WaitFor([&] { return TreeOf(A("repl-ro")) == changed; }, seconds(10))) << TreeOf(A("repl-ro"));
+
+  // The server the first client reads the RO volume from stops; it reads on from the other.
+  auto where = enc::Heka({"fs", "whereis", "-path", A("repl-ro/bulk"), "-socket", enc::SocketOf(w.mounts[0])},
+                         {{"KRB5CCNAME", "FILE:" + w.cc["alice"]}});
+  ASSERT_EQ(where.exit_code, 0) << where.output;
+  const int used = where.output.find(w.cell->fs_address(2)) != std::string::npos ? 2 : 1;
+  ASSERT_EQ(used, 2) << where.output;
+  w.cell->KillFileServer(used);
+  auto flushed = enc::Heka({"fs", "flushvolume", "-path", A("repl-ro"), "-socket", enc::SocketOf(w.mounts[0])},
+                           {{"KRB5CCNAME", "FILE:" + w.cc["alice"]}});
+  EXPECT_EQ(flushed.exit_code, 0) << flushed.output;
+  for (int round = 0; round < 3; ++round) {
+    auto read = Sh("alice", "cd " + A("repl-ro") + " && find . -type f -print0 | sort -z | xargs -0 sha256sum 2>&1");
+    EXPECT_EQ(read.exit_code, 0) << read.output << Lines(w.mounts[0].log);
+    EXPECT_NE(changed.find(read.output), std::string::npos) << read.output;
+  }
+  EXPECT_EQ(Sh("alice", "cat " + A("repl-ro/inner/file") + " 2>&1").output, "inside\n");
+  auto again = enc::Heka({"fs", "whereis", "-path", A("repl-ro/bulk"), "-socket", enc::SocketOf(w.mounts[0])},
+                         {{"KRB5CCNAME", "FILE:" + w.cc["alice"]}});
+  EXPECT_NE(again.output.find(w.cell->fs_address(3 - used)), std::string::npos) << again.output;
+  RestartFileServer(used);
+
+  // /heka/.acme is the cell root's read-write path.
+  const std::string root = w.mounts[0].dir;
+  EXPECT_NE(Sh("alice", "ls -a " + root).output.find(".acme\n"), std::string::npos);
+  EXPECT_TRUE(WaitFor([&] { return Sh("alice", "cat " + root + "/.acme/" + vol + "/f1").output == "two\n"; },
+                      seconds(30)));
+
+  // remsite takes the site out of the VLDB and its instance off the server; vos remove takes
+  // every instance.
+  auto removed = Vos(SiteArgs("remsite", vol, 2));
+  ASSERT_EQ(removed.exit_code, 0) << removed.output;
+  EXPECT_FALSE(std::filesystem::exists(VolumeDirOn(2, id + 1)));
+  EXPECT_EQ(Vos({"release", "-id", vol}).exit_code, 0) << "one site left";
+  ASSERT_EQ(Vos({"remove", "-id", vol}).exit_code, 0);
+  for (int n : {1, 2}) {
+    for (uint64_t i : {id, id + 1, id + 2}) {
+      EXPECT_FALSE(std::filesystem::exists(VolumeDirOn(n, i))) << "server " << n << " volume " << i;
+    }
+  }
+}
+
+// After disasters: a lost VLDB entry comes back from the instances on the servers (vos
+// syncvldb), and a site whose instance was lost with its disk leaves the VLDB (vos syncserv).
+TEST(ReleaseTest, SyncvldbAndSyncservReconcileTheVldbWithTheServers) {
+  World& w = TheWorld();
+  const std::string vol = "syncme";
+  enc::MakeEncryptedVolume(vol, nullptr, /*encrypted=*/false);
+  const uint64_t id = VolumeIdOf(vol);
+  ASSERT_EQ(Sh("alice", "echo kept > " + A(vol + "/kept")).exit_code, 0);
+  ASSERT_EQ(VosBackup(vol).exit_code, 0);
+  ASSERT_EQ(Vos(SiteArgs("addsite", vol, 2)).exit_code, 0);
+  ASSERT_EQ(Vos({"release", "-id", vol}).exit_code, 0);
+  const std::string before = Vos({"examine", "-id", vol}).output;
+  // The VLDB entry is lost.
+  db::Command del;
+  del.mutable_delete_volume()->set_cell("acme");
+  del.mutable_delete_volume()->set_id(id);
+  ASSERT_TRUE(w.runtime.BlockOn(w.db->Write(std::move(del))).ok());
+  EXPECT_NE(Vos({"examine", "-id", vol}).exit_code, 0);
+  auto first = Vos({"syncvldb", "-server", w.cell->fs_uuid(1)});
+  EXPECT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_NE(first.output.find("created the VLDB entry of volume syncme"), std::string::npos) << first.output;
+  EXPECT_NE(first.output.find("added the BK site"), std::string::npos) << first.output;
+  auto second = Vos({"syncvldb", "-server", w.cell->fs_uuid(2)});
+  EXPECT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_NE(second.output.find("added the RO site"), std::string::npos) << second.output;
+  auto again = Vos({"syncvldb", "-server", w.cell->fs_uuid(1)});
+  EXPECT_NE(again.output.find(", 0 changed, 0 left"), std::string::npos) << "idempotent: " << again.output;
+  const std::string after = Vos({"examine", "-id", vol}).output;
+  for (const char* line : {"RW Site", "RO Site", "BK Site", "ROnly: ", "Backup: "}) {
+    EXPECT_NE(after.find(line), std::string::npos) << line << " in\n" << after << "\nbefore:\n" << before;
+  }
+  EXPECT_EQ(Sh("bob", "cat " + B(vol + "/kept")).output, "kept\n");
+  // The RO instance on the second server is lost with its disk.
+  w.cell->KillFileServer(2);
+  std::filesystem::remove_all(VolumeDirOn(2, id + 1));
+  RestartFileServer(2);
+  auto served = Vos({"syncserv", "-server", w.cell->fs_uuid(2)});
+  EXPECT_EQ(served.exit_code, 0) << served.output;
+  EXPECT_NE(served.output.find("removed the RO site"), std::string::npos) << served.output;
+  EXPECT_EQ(Vos({"examine", "-id", vol}).output.find("RO Site"), std::string::npos);
+  ASSERT_EQ(Vos({"remove", "-id", vol}).exit_code, 0);
+}
+
+// vos release killed (SIGKILL) at each phase boundary: `vos examine` answers and shows the
+// lock, and running the release again brings the RO site to the RW's content, with no clone
+// left on the RW's server (not an RO site here) and nothing staged.
+TEST(ReleaseChaosTest, AReleaseKilledAtAnyPhaseIsFinishedByRunningItAgain) {
+  World& w = TheWorld();
+  const std::string vol = "killrel";
+  enc::MakeEncryptedVolume(vol, nullptr, /*encrypted=*/false);
+  const uint64_t id = VolumeIdOf(vol);
+  FillForMove(vol);
+  ASSERT_EQ(Vos(SiteArgs("addsite", vol, 2)).exit_code, 0);
+  auto first = Vos({"release", "-id", vol});
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  ASSERT_EQ(MkMount("killrel-ro", vol + ".readonly").exit_code, 0);
+  // Killed as it enters a phase, it has recorded the one before.
+  for (auto [phase, recorded] : {std::pair<std::string, std::string>{"clone", "start"},
+                                 {"send", "clone"}, {"cleanup", "send"}}) {
+    SCOPED_TRACE(phase);
+    ASSERT_EQ(Sh("alice", "echo " + phase + " > " + A(vol + "/at-" + phase) + " && rm -f " +
+                              A(vol + "/d/f1")).exit_code, 0);
+    const std::string tree = TreeOf(A(vol));
+    std::vector<std::string> args = {"release", "-id", vol, "-locktime", "2"};
+    auto killed = Vos(args, {{"HEKA_VOS_TEST_KILL_AT", phase}});
+    EXPECT_EQ(killed.exit_code, -1) << killed.output;
+    auto examined = Vos({"examine", "-id", vol});
+    EXPECT_EQ(examined.exit_code, 0) << examined.output;
+    EXPECT_NE(examined.output.find("operation release, phase " + recorded), std::string::npos)
+        << examined.output;
+    auto again = Vos(args);  // waits for the dead release's lock to expire, then takes over
+    ASSERT_EQ(again.exit_code, 0) << again.output << w.cell->LogTail(1) << w.cell->LogTail(2);
+    EXPECT_FALSE(std::filesystem::exists(VolumeDirOn(1, id + 1))) << "no stray clone";
+    EXPECT_TRUE(std::filesystem::exists(VolumeDirOn(2, id + 1)));
+    ExpectNothingStaged();
+    EXPECT_TRUE(WaitFor([&] { return TreeOf(B("killrel-ro")) == tree; }, seconds(10)))
+        << TreeOf(B("killrel-ro")) << "\nwanted:\n" << tree;
+  }
+}
+
 // A process appends fsynced records while another process on the same client reads the file
 // over and over: every record stays (an O_APPEND write must never land on an earlier one).
 TEST(AppendTest, AppendsWhileTheSameClientReadsLoseNothing) {
