@@ -71,33 +71,25 @@ Result<uint64_t> Move::Transfer(uint64_t from_serial, uint64_t* vnodes, uint64_t
   restore.set_name(v_.name());
   restore.set_lock_generation(lock_.generation());
   restore.set_partition(to_partition_);
-  *bytes = 0;
   Clock::time_point shown = Clock::now(), began = Clock::now();
-  for (;;) {
-    if (Status s = lock_.RenewIfDue(); !s.ok()) return s;
-    auto d = src_->Dump(dump);
-    if (!d.ok()) return d.status().WithContext("dumping on " + from_->address);
-    dump.set_session(d->session());
-    *bytes += d->data().size();
-    restore.set_data(std::move(*d->mutable_data()));
-    restore.set_last(d->done());
-    auto r = dst_->Restore(restore);
-    if (!r.ok()) return r.status().WithContext("restoring on " + to_->address);
-    restore.set_session(r->session());
-    *vnodes = d->vnodes_done();
-    if (from_serial == 0 && (Since(shown) >= 1.0 || d->done())) {
-      shown = Clock::now();
-      double seconds = std::max(Since(began), 1e-3);
-      std::fprintf(stderr, "Moving volume %s: copy: %llu/%llu vnodes, %.1f MB, %.1f MB/s\n",
-                   v_.name().c_str(), static_cast<unsigned long long>(d->vnodes_done()),
-                   static_cast<unsigned long long>(d->vnodes_total()),
-                   static_cast<double>(*bytes) / 1e6, static_cast<double>(*bytes) / 1e6 / seconds);
-    }
-    if (d->done()) {
-      total_bytes_ += *bytes;
-      return d->serial();
-    }
-  }
+  auto last = PumpDump(
+      {src_.get(), from_->address}, std::move(dump), {dst_.get(), to_->address}, std::move(restore),
+      [&](const fs::pb::DumpVolumeReply& d, uint64_t sent) -> Status {
+        *bytes = sent;
+        *vnodes = d.vnodes_done();
+        if (from_serial == 0 && (Since(shown) >= 1.0 || d.done())) {
+          shown = Clock::now();
+          double seconds = std::max(Since(began), 1e-3);
+          std::fprintf(stderr, "Moving volume %s: copy: %llu/%llu vnodes, %.1f MB, %.1f MB/s\n",
+                       v_.name().c_str(), static_cast<unsigned long long>(d.vnodes_done()),
+                       static_cast<unsigned long long>(d.vnodes_total()),
+                       static_cast<double>(sent) / 1e6, static_cast<double>(sent) / 1e6 / seconds);
+        }
+        return lock_.RenewIfDue();
+      });
+  if (!last.ok()) return last.status();
+  total_bytes_ += *bytes;
+  return last->serial();
 }
 
 // Undoes what a failed move did before its switch: the source thaws, the destination's

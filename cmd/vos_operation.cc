@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <future>
 #include <thread>
 
 #include "cmd/vos_common.h"
@@ -135,6 +136,37 @@ double OperationLock::Elapsed() const {
 
 void OperationLock::Say(const std::string& line) const {
   if (verbose_) std::fprintf(stderr, "%s\n", line.c_str());
+}
+
+Result<fs::pb::DumpVolumeReply> PumpDump(
+    const Endpoint& src, fs::pb::DumpVolumeRequest dump, const Endpoint& dst,
+    fs::pb::RestoreVolumeRequest restore,
+    const std::function<Status(const fs::pb::DumpVolumeReply&, uint64_t)>& each) {
+  using Piece = Result<fs::pb::DumpVolumeReply>;
+  Piece piece = src.client->Dump(dump);
+  uint64_t bytes = 0;
+  for (;;) {
+    if (!piece.ok()) return piece.status().WithContext("dumping on " + src.name);
+    dump.set_session(piece->session());
+    const bool last = piece->done();
+    std::future<Piece> next;  // the next piece, fetched meanwhile
+    if (!last) {
+      next = std::async(std::launch::async, [client = src.client, dump] { return client->Dump(dump); });
+    }
+    auto finish = [&](Status s) -> Piece {
+      if (next.valid()) (void)next.get();
+      return s;
+    };
+    bytes += piece->data().size();
+    restore.set_data(std::move(*piece->mutable_data()));
+    restore.set_last(last);
+    auto r = dst.client->Restore(restore);
+    if (!r.ok()) return finish(r.status().WithContext("restoring on " + dst.name));
+    restore.set_session(r->session());
+    if (Status s = each(*piece, bytes); !s.ok()) return finish(s);
+    if (last) return piece;
+    piece = next.get();
+  }
 }
 
 Result<int64_t> LockTimeMs(const DbCommand& c) {

@@ -12,7 +12,10 @@
 #include <cstdint>
 #include <string>
 
+#include <functional>
+
 #include "cmd/db_common.h"
+#include "cmd/vos_common.h"
 
 namespace heka::cli {
 
@@ -51,6 +54,19 @@ class OperationLock {
   std::chrono::steady_clock::time_point renewed_;
   const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
+
+// Streams a dump of `src` (named `src_name` in errors) into a restore on `dst`: the next
+// dump piece is fetched while the current one is restored, so both servers work at once.
+// After each piece `each(piece, bytes so far)` runs (progress, lock renewal); its failure
+// stops the transfer. Returns the last piece (its data moved out).
+struct Endpoint {
+  VolumeServerClient* client;
+  std::string name;  // "host:port", for errors
+};
+Result<fs::pb::DumpVolumeReply> PumpDump(
+    const Endpoint& src, fs::pb::DumpVolumeRequest dump, const Endpoint& dst,
+    fs::pb::RestoreVolumeRequest restore,
+    const std::function<Status(const fs::pb::DumpVolumeReply&, uint64_t)>& each);
 
 // -locktime: seconds the lock lasts between renewals (default 60), in ms; kInvalidArgument for
 // anything but a positive number.

@@ -89,28 +89,23 @@ Status Release::Send(const db::VolumeSite& site, uint64_t serial, uint64_t* byte
   restore.set_read_only(true);
   restore.set_lock_generation(lock_.generation());
   Clock::time_point shown = Clock::now(), began = Clock::now();
-  for (;;) {
-    if (Status s = lock_.RenewIfDue(); !s.ok()) return s;
-    auto d = rw_->Dump(dump);
-    if (!d.ok()) return d.status().WithContext("dumping the clone on " + rw_server_->address);
-    dump.set_session(d->session());
-    *bytes += d->data().size();
-    restore.set_data(std::move(*d->mutable_data()));
-    restore.set_last(d->done());
-    auto r = dst.Restore(restore);
-    if (!r.ok()) return r.status().WithContext(server->address);
-    restore.set_session(r->session());
-    if (std::chrono::duration<double>(Clock::now() - shown).count() >= 1.0 || d->done()) {
-      shown = Clock::now();
-      const double seconds = std::max(std::chrono::duration<double>(Clock::now() - began).count(), 1e-3);
-      std::fprintf(stderr, "Releasing volume %s: %s %s: %llu/%llu vnodes, %.1f MB, %.1f MB/s\n",
-                   v_.name().c_str(), server->address.c_str(), site.partition().c_str(),
-                   static_cast<unsigned long long>(d->vnodes_done()),
-                   static_cast<unsigned long long>(d->vnodes_total()),
-                   static_cast<double>(*bytes) / 1e6, static_cast<double>(*bytes) / 1e6 / seconds);
-    }
-    if (d->done()) return Status::Ok();
-  }
+  const uint64_t before = *bytes;
+  auto last = PumpDump(
+      {rw_.get(), rw_server_->address}, std::move(dump), {&dst, server->address}, std::move(restore),
+      [&](const fs::pb::DumpVolumeReply& d, uint64_t sent) -> Status {
+        *bytes = before + sent;
+        if (std::chrono::duration<double>(Clock::now() - shown).count() >= 1.0 || d.done()) {
+          shown = Clock::now();
+          const double seconds = std::max(std::chrono::duration<double>(Clock::now() - began).count(), 1e-3);
+          std::fprintf(stderr, "Releasing volume %s: %s %s: %llu/%llu vnodes, %.1f MB, %.1f MB/s\n",
+                       v_.name().c_str(), server->address.c_str(), site.partition().c_str(),
+                       static_cast<unsigned long long>(d.vnodes_done()),
+                       static_cast<unsigned long long>(d.vnodes_total()),
+                       static_cast<double>(sent) / 1e6, static_cast<double>(sent) / 1e6 / seconds);
+        }
+        return lock_.RenewIfDue();
+      });
+  return last.ok() ? Status::Ok() : last.status();
 }
 
 int Release::Run() {

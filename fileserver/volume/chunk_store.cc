@@ -24,6 +24,26 @@ Status ChunkStore::Write(const ChunkKey& key, ByteView data) {
   return env_->SyncDir(dir_);
 }
 
+Status ChunkStore::WriteUnsynced(const ChunkKey& key, ByteView data) {
+  std::string path = PathOf(key);
+  std::string tmp = path + ".tmp";
+  auto file = env_->NewWritableFile(tmp);
+  if (!file.ok()) return file.status();
+  Status s = (*file)->Append(data);
+  Status closed = (*file)->Close();
+  if (s.ok()) s = closed;
+  if (s.ok()) s = env_->Rename(tmp, path);
+  if (!s.ok()) (void)env_->Unlink(tmp);
+  return s;
+}
+
+Status ChunkStore::SyncWritten(const std::vector<ChunkKey>& keys) {
+  for (const ChunkKey& key : keys) {
+    if (Status s = env_->SyncFile(PathOf(key)); !s.ok() && s.code() != Code::kNotFound) return s;
+  }
+  return env_->SyncDir(dir_);
+}
+
 Result<Bytes> ChunkStore::Read(const ChunkKey& key, uint64_t offset, uint64_t len) {
   return env_->ReadAt(PathOf(key), offset, len);
 }

@@ -35,6 +35,12 @@ class ChunkStore {
   // When it returns OK the chunk survives a crash; on error no final name was created
   // (a temp file may be left behind; it ends in ".tmp").
   Status Write(const ChunkKey& key, ByteView data);
+  // Write without syncing, for a volume that is made durable as a whole later (a restore in
+  // staging): SyncWritten makes these chunks and the directory durable, one sync each.
+  Status WriteUnsynced(const ChunkKey& key, ByteView data);
+  Status SyncWritten(const std::vector<ChunkKey>& keys);
+  // A hint that the chunk will be read soon (a dump reads ahead).
+  void WillNeed(const ChunkKey& key) { env_->WillNeed(PathOf(key)); }
   // Reads up to `len` bytes at `offset` inside the chunk: fewer past the chunk's end.
   // kNotFound if the chunk file does not exist.
   Result<Bytes> Read(const ChunkKey& key, uint64_t offset, uint64_t len);

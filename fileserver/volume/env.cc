@@ -124,6 +124,21 @@ class PosixEnv : public Env {
     if (rc != 0) return OsError(err, "fsync", path);
     return Status::Ok();
   }
+  void WillNeed(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+    ::close(fd);
+  }
+  Status SyncFile(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return OsError(errno, "open", path);
+    int rc = ::fsync(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return OsError(err, "fsync", path);
+    return Status::Ok();
+  }
   Result<std::vector<std::string>> ListDir(const std::string& path) override {
     DIR* dir = ::opendir(path.c_str());
     if (dir == nullptr) return OsError(errno, "opendir", path);
@@ -308,6 +323,17 @@ Status FaultEnv::SyncDir(const std::string& path) {
   if (Status s = base_->SyncDir(path); !s.ok()) return s;
   for (PendingOp& op : pending_) std::erase(op.dirs, path);
   std::erase_if(pending_, [](const PendingOp& op) { return op.dirs.empty(); });
+  return Status::Ok();
+}
+
+Status FaultEnv::SyncFile(const std::string& path) {
+  std::lock_guard lock(mu_);
+  if (Status s = CheckAlive(); !s.ok()) return s;
+  if (Status s = base_->SyncFile(path); !s.ok()) return s;
+  auto size = base_->FileSize(path);
+  if (!size.ok()) return size.status();
+  syncs_++;
+  synced_len_[path] = *size;
   return Status::Ok();
 }
 

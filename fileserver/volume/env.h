@@ -48,6 +48,9 @@ class Env {
   // rmdir(2) of an empty directory. Durable after SyncDir() of its parent.
   virtual Status RemoveDir(const std::string& path) = 0;
   virtual Status SyncDir(const std::string& path) = 0;  // fsync of a directory
+  virtual Status SyncFile(const std::string& path) = 0;  // fsync of a closed file
+  // A hint: `path` will be read soon (its reading may start in the background). Best effort.
+  virtual void WillNeed(const std::string& path) { (void)path; }
   // Names in a directory, without "." and "..", in no particular order.
   virtual Result<std::vector<std::string>> ListDir(const std::string& path) = 0;
   // Inode number (tests check that clones share chunk files).
@@ -102,6 +105,7 @@ class FaultEnv : public Env {
   Status MkDir(const std::string& path) override;
   Status RemoveDir(const std::string& path) override;
   Status SyncDir(const std::string& path) override;
+  Status SyncFile(const std::string& path) override;
   Result<std::vector<std::string>> ListDir(const std::string& path) override;
   Result<uint64_t> Inode(const std::string& path) override;
 

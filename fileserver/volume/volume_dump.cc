@@ -141,6 +141,13 @@ Result<bool> VolumeDumper::Next(size_t max_bytes, std::string* out) {
       auto v = vol_.LoadVnode(chunk_vnode_);
       if (!v.ok()) return v.status();
       ChunkKey key{chunk_vnode_, v->uniq, ref.index(), ref.dv()};
+      // The disk reads a few chunks ahead while this one is sent.
+      constexpr size_t kReadAhead = 4;
+      for (size_t i = next_chunk_ == 0 ? 1 : kReadAhead; i <= kReadAhead; ++i) {
+        if (next_chunk_ + i >= chunks_.size()) break;
+        const dump::DumpChunkRef& ahead = chunks_[next_chunk_ + i];
+        vol_.chunks_.WillNeed({chunk_vnode_, v->uniq, ahead.index(), ahead.dv()});
+      }
       auto data = vol_.chunks_.Read(key, 0, ref.length());
       if (!data.ok()) return data.status().WithContext("chunk " + vol_.chunks_.PathOf(key));
       if (data->size() != ref.length()) {
@@ -440,7 +447,9 @@ Status VolumeRestorer::ApplyChunk(const dump::DumpChunk& c) {
   if (c.data().size() != it->second.length()) return Damaged("a chunk has the wrong length");
   ChunkKey key{chunk_vnode_, chunk_uniq_, c.index(), it->second.dv()};
   expected_.erase(it);
-  return vol_.chunks_.Write(
+  // Durable at Finish, all at once: a restore that does not finish is thrown away whole.
+  written_.push_back(key);
+  return vol_.chunks_.WriteUnsynced(
       key, ByteView(reinterpret_cast<const uint8_t*>(c.data().data()), c.data().size()));
 }
 
@@ -457,6 +466,8 @@ Status VolumeRestorer::ApplyEnd(const dump::DumpEnd& e) {
 
 Status VolumeRestorer::Finish() {
   if (!ended_) return Damaged("it stops before its end record");
+  if (Status s = vol_.chunks_.SyncWritten(written_); !s.ok()) return s;
+  written_.clear();
   std::lock_guard lock(vol_.mu_);
   std::vector<ChunkKey> dead;
   return vol_.RunTxn(

@@ -97,6 +97,7 @@ class VolumeRestorer {
   // The file vnode whose chunks come next: its uniq and chunk dvs by index.
   uint64_t chunk_vnode_ = 0, chunk_uniq_ = 0;
   std::unordered_map<uint64_t, dump::DumpChunkRef> expected_;
+  std::vector<ChunkKey> written_;  // chunks written unsynced, made durable by Finish
   void* sha_ = nullptr;  // EVP_MD_CTX
   DumpProgress progress_;
 };

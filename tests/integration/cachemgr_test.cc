@@ -1783,6 +1783,14 @@ void ExpectNothingStaged() {
   }
 }
 
+// Restarts file server `n` (killed before) and waits until it answers volume requests.
+void RestartFileServer(int n) {
+  World& w = TheWorld();
+  ASSERT_TRUE(w.cell->StartFileServerAndWait(n).ok()) << w.cell->LogTail(n);
+  ASSERT_TRUE(WaitFor([&] { return Vos({"listvol", "-server", w.cell->fs_uuid(n)}).exit_code == 0; },
+                      seconds(30))) << w.cell->LogTail(n);
+}
+
 // vos move killed (SIGKILL) at each phase boundary: `vos examine` still answers, and running
 // the same command again finishes the move (or does it again), with no data lost and no stray
 // instance on either server.
@@ -1864,6 +1872,57 @@ TEST(MoveChaosTest, APausedMoveIsFencedOnceAnotherTookOver) {
             "after\n") << "the volume works";
 }
 
+// A file server killed (SIGKILL) in the middle of a move, the source or the destination: the
+// move fails and says why, nothing is lost, and once the server is back the same command moves
+// the volume.
+TEST(MoveChaosTest, AServerKilledDuringAMoveLosesNothing) {
+  World& w = TheWorld();
+  const std::string vol = "srvkill";
+  enc::MakeEncryptedVolume(vol, nullptr, /*encrypted=*/false);
+  const uint64_t id = VolumeIdOf(vol);
+  const std::string tree = FillForMove(vol);
+  int at = 1;
+  for (std::string victim : {"destination", "source"}) {
+    SCOPED_TRACE(victim);
+    const int to = 3 - at;
+    const int dead = victim == "source" ? at : to;
+    auto args = MoveArgs(vol, at, to);
+    args.push_back("-locktime");
+    args.push_back("30");
+    const std::string out = SharedRealm().dir() + "/srvkill-move.out";
+    std::string command = "exec env KRB5CCNAME=FILE:" + w.cc["admin"] +
+                          " HEKA_VOS_TEST_STOP_AT=increments " + testing::BinDir() + "/heka";
+    for (const std::string& a : VosArgs(args)) command += " '" + a + "'";
+    command += " > " + out + " 2>&1";
+    pid_t mover = testing::Spawn({"/bin/bash", "-c", command});
+    ASSERT_GT(mover, 0);
+    ASSERT_TRUE(WaitFor([&] {
+      std::ifstream in("/proc/" + std::to_string(mover) + "/stat");
+      std::string pid, name, st;
+      in >> pid >> name >> st;
+      return st == "T";
+    }, seconds(30))) << "it stops after its copy";
+    w.cell->KillFileServer(dead);
+    ASSERT_EQ(::kill(mover, SIGCONT), 0);
+    int status = 0;
+    ASSERT_EQ(::waitpid(mover, &status, 0), mover);
+    std::string said;
+    std::getline(std::ifstream(out), said, '\0');
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << said;
+    EXPECT_NE(said.find("rolled back"), std::string::npos) << said;
+    RestartFileServer(dead);
+    EXPECT_EQ(SiteOf(vol), at) << "the VLDB still names the source";
+    auto again = Vos(args);
+    ASSERT_EQ(again.exit_code, 0) << again.output << w.cell->LogTail(1) << w.cell->LogTail(2);
+    EXPECT_EQ(SiteOf(vol), to);
+    EXPECT_TRUE(std::filesystem::exists(VolumeDirOn(to, id)));
+    EXPECT_FALSE(std::filesystem::exists(VolumeDirOn(at, id))) << "no stray instance";
+    ExpectNothingStaged();
+    EXPECT_TRUE(WaitFor([&] { return TreeOf(B(vol)) == tree; }, seconds(30))) << TreeOf(B(vol));
+    at = to;
+  }
+}
+
 // vos lock keeps a move off a volume until vos unlock; vos zap removes an instance the VLDB
 // does not name (here one left by a killed move) and refuses one it names.
 TEST(MoveTest, LockUnlockAndZap) {
@@ -1911,14 +1970,6 @@ std::vector<std::string> SiteArgs(const std::string& command, const std::string&
   World& w = TheWorld();
   return {command, "-server", w.cell->fs_uuid(server), "-partition", w.cell->fs_partition(server),
           "-id", vol};
-}
-
-// Restarts file server `n` (killed before) and waits until it answers volume requests.
-void RestartFileServer(int n) {
-  World& w = TheWorld();
-  ASSERT_TRUE(w.cell->StartFileServerAndWait(n).ok()) << w.cell->LogTail(n);
-  ASSERT_TRUE(WaitFor([&] { return Vos({"listvol", "-server", w.cell->fs_uuid(n)}).exit_code == 0; },
-                      seconds(30))) << w.cell->LogTail(n);
 }
 
 // `heka fs mkmount -dir /heka/acme/<dir> -vol <volume>` through the first client.
@@ -2040,6 +2091,30 @@ TEST(ReleaseTest, AReleaseReachesTwoSitesAndReadersFailOverWhenOneStops) {
   EXPECT_NE(Sh("alice", "ls -a " + root).output.find(".acme\n"), std::string::npos);
   EXPECT_TRUE(WaitFor([&] { return Sh("alice", "cat " + root + "/.acme/" + vol + "/f1").output == "two\n"; },
                       seconds(30)));
+
+  // A release while an RO server is down: its site keeps its previous release, and the
+  // command says so and fails; run again once the server is back, it sends that site what it
+  // lacks. The instances' change serials show which release each holds.
+  auto serial_on = [&](int n) {
+    auto r = testing::RunProcess({"python3", "-c",
+                                  "import sqlite3,sys; print(sqlite3.connect('file:' + sys.argv[1] + "
+                                  "'?mode=ro', uri=True).execute('SELECT serial FROM header').fetchone()[0])",
+                                  VolumeDirOn(n, id + 1) + "/meta.sqlite"});
+    return r.output;
+  };
+  w.cell->KillFileServer(2);
+  ASSERT_EQ(Sh("alice", "echo three > " + A(vol + "/f1")).exit_code, 0);
+  auto partial = Vos({"release", "-id", vol});
+  EXPECT_NE(partial.exit_code, 0) << partial.output;
+  EXPECT_NE(partial.output.find("to 1 of 2 read-only sites"), std::string::npos) << partial.output;
+  EXPECT_NE(partial.output.find("keep their previous release"), std::string::npos) << partial.output;
+  EXPECT_NE(serial_on(1), serial_on(2));
+  RestartFileServer(2);
+  auto caught_up = Vos({"release", "-id", vol});
+  EXPECT_EQ(caught_up.exit_code, 0) << caught_up.output;
+  EXPECT_LT(MbSent(caught_up.output), 1.0) << caught_up.output;
+  EXPECT_EQ(serial_on(1), serial_on(2));
+  EXPECT_TRUE(WaitFor([&] { return Sh("bob", "cat " + B("repl-ro/f1")).output == "three\n"; }, seconds(10)));
 
   // remsite takes the site out of the VLDB and its instance off the server; vos remove takes
   // every instance.
