@@ -59,6 +59,17 @@ class PosixFile : public WritableFile {
   std::string path_;
 };
 
+// fsync of the file or directory at `path` (`flags` added to O_RDONLY for the open).
+Status Fsync(const std::string& path, int flags) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | flags);
+  if (fd < 0) return OsError(errno, "open", path);
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return OsError(err, "fsync", path);
+  return Status::Ok();
+}
+
 class PosixEnv : public Env {
  public:
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
@@ -115,30 +126,14 @@ class PosixEnv : public Env {
     if (::rmdir(path.c_str()) != 0) return OsError(errno, "rmdir", path);
     return Status::Ok();
   }
-  Status SyncDir(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return OsError(errno, "open", path);
-    int rc = ::fsync(fd);
-    int err = errno;
-    ::close(fd);
-    if (rc != 0) return OsError(err, "fsync", path);
-    return Status::Ok();
-  }
+  Status SyncDir(const std::string& path) override { return Fsync(path, O_DIRECTORY); }
   void WillNeed(const std::string& path) override {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return;
     (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
     ::close(fd);
   }
-  Status SyncFile(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return OsError(errno, "open", path);
-    int rc = ::fsync(fd);
-    int err = errno;
-    ::close(fd);
-    if (rc != 0) return OsError(err, "fsync", path);
-    return Status::Ok();
-  }
+  Status SyncFile(const std::string& path) override { return Fsync(path, 0); }
   Result<std::vector<std::string>> ListDir(const std::string& path) override {
     DIR* dir = ::opendir(path.c_str());
     if (dir == nullptr) return OsError(errno, "opendir", path);
