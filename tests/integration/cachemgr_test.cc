@@ -2130,6 +2130,27 @@ TEST(ReleaseTest, AReleaseReachesTwoSitesAndReadersFailOverWhenOneStops) {
   }
 }
 
+// An encrypted volume's release: the RO instance on the other server holds only ciphertext,
+// and clients read it with the cell key.
+TEST(ReleaseTest, AnEncryptedVolumeReleasesAndItsReplicaReadsWithTheCellKey) {
+  const std::string vol = "encrepl";
+  enc::MakeEncryptedVolume(vol, nullptr, /*encrypted=*/true);
+  const uint64_t id = VolumeIdOf(vol);
+  const std::string marker = "HEKAREPL" + enc::RandomHex(8);
+  ASSERT_EQ(Sh("alice", "echo " + marker + " > " + A(vol + "/note-" + marker) + " && head -c 2500000 /dev/urandom > " +
+                            A(vol + "/bulk")).exit_code, 0);
+  ASSERT_EQ(Vos(SiteArgs("addsite", vol, 2)).exit_code, 0);
+  auto released = Vos({"release", "-id", vol});
+  ASSERT_EQ(released.exit_code, 0) << released.output;
+  ASSERT_EQ(MkMount("encrepl-ro", vol + ".readonly").exit_code, 0);
+  const std::string tree = TreeOf(A(vol));
+  EXPECT_EQ(TreeOf(A("encrepl-ro")), tree);
+  EXPECT_EQ(TreeOf(B("encrepl-ro")), tree);
+  EXPECT_TRUE(std::filesystem::exists(VolumeDirOn(2, id + 1)));
+  EXPECT_TRUE(enc::FilesHolding(VolumeDirOn(2, id + 1), marker).empty()) << "no plaintext on the RO site";
+  ASSERT_EQ(Vos({"remove", "-id", vol}).exit_code, 0);
+}
+
 // After disasters: a lost VLDB entry comes back from the instances on the servers (vos
 // syncvldb), and a site whose instance was lost with its disk leaves the VLDB (vos syncserv).
 TEST(ReleaseTest, SyncvldbAndSyncservReconcileTheVldbWithTheServers) {
