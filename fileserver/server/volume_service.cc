@@ -294,6 +294,14 @@ Result<pb::CloneVolumeReply> FileService::CloneVolume(Op& op, const pb::CloneVol
   const VolumeType type = ro ? VolumeType::kReadOnly : VolumeType::kBackup;
   const char* what = ro ? "read-only clone" : "backup";
   auto start = std::chrono::steady_clock::now();
+  // Small files move out of the database first, so that the clone shares them too.
+  auto spilled = rw->volume->SpillInline();
+  if (!spilled.ok()) return spilled.status().WithContext("moving small files into chunks");
+  if (*spilled > 0) {
+    spdlog::info("volume {}: {} small files moved into chunk files for its {} in {:.2f} s",
+                 req.id(), *spilled, what,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
   auto old = volumes_.Find(target);
   if (old) {  // the previous clone goes; its clients wait meanwhile, then revalidate
     std::string dir = Retire(*old);

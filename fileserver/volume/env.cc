@@ -134,6 +134,15 @@ class PosixEnv : public Env {
     ::close(fd);
   }
   Status SyncFile(const std::string& path) override { return Fsync(path, 0); }
+  Status SyncFileSystem(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return OsError(errno, "open", path);
+    int rc = ::syncfs(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return OsError(err, "syncfs", path);
+    return Status::Ok();
+  }
   Result<std::vector<std::string>> ListDir(const std::string& path) override {
     DIR* dir = ::opendir(path.c_str());
     if (dir == nullptr) return OsError(errno, "opendir", path);
@@ -329,6 +338,19 @@ Status FaultEnv::SyncFile(const std::string& path) {
   if (!size.ok()) return size.status();
   syncs_++;
   synced_len_[path] = *size;
+  return Status::Ok();
+}
+
+Status FaultEnv::SyncFileSystem(const std::string& path) {
+  std::lock_guard lock(mu_);
+  if (Status s = CheckAlive(); !s.ok()) return s;
+  if (Status s = base_->SyncFileSystem(path); !s.ok()) return s;
+  for (auto& [file, len] : synced_len_) {  // every file and name change is durable now
+    auto size = base_->FileSize(file);
+    if (size.ok()) len = *size;
+  }
+  pending_.clear();
+  syncs_++;
   return Status::Ok();
 }
 

@@ -49,6 +49,8 @@ class Env {
   virtual Status RemoveDir(const std::string& path) = 0;
   virtual Status SyncDir(const std::string& path) = 0;  // fsync of a directory
   virtual Status SyncFile(const std::string& path) = 0;  // fsync of a closed file
+  // syncfs(2) of the file system holding `path`: everything written there is durable.
+  virtual Status SyncFileSystem(const std::string& path) = 0;
   // A hint: `path` will be read soon (its reading may start in the background). Best effort.
   virtual void WillNeed(const std::string& path) { (void)path; }
   // Names in a directory, without "." and "..", in no particular order.
@@ -106,6 +108,7 @@ class FaultEnv : public Env {
   Status RemoveDir(const std::string& path) override;
   Status SyncDir(const std::string& path) override;
   Status SyncFile(const std::string& path) override;
+  Status SyncFileSystem(const std::string& path) override;
   Result<std::vector<std::string>> ListDir(const std::string& path) override;
   Result<uint64_t> Inode(const std::string& path) override;
 

@@ -245,6 +245,12 @@ class Volume {
   // directory on the same file system).
   Result<std::unique_ptr<Volume>> Clone(uint64_t new_id, std::string name, VolumeType type,
                                         const std::string& partition = "");
+  // Before a lasting clone (a backup, a release): moves small files' data from the metadata
+  // database into chunk files, so that the clone shares them (hard links) instead of copying
+  // them with the database, which is then compacted. Content, data versions and change
+  // serials stay as they are. In batches, each its own transaction, so clients wait at most
+  // one batch. Returns how many files moved.
+  Result<uint64_t> SpillInline();
 
   uint64_t id() const { return id_; }
   uint64_t chunk_size() const { return options_.chunk_size; }

@@ -79,6 +79,57 @@ Status Volume::PrepareChunkedCommit(StoreTransaction& store) {
   return store.WriteChunkFile(0, *old);
 }
 
+Result<uint64_t> Volume::SpillInline() {
+  constexpr int64_t kBatch = 4096;
+  struct Item {
+    uint64_t vnode, uniq, dv;
+    Bytes data;
+  };
+  uint64_t moved = 0;
+  for (;;) {
+    std::lock_guard lock(mu_);
+    std::vector<Item> items;
+    {
+      SqliteQuery q(*db_,
+                    "SELECT i.vnode, v.uniq, v.dv, i.data FROM inline_data i JOIN vnodes v "
+                    "ON v.vnode = i.vnode LIMIT ?",
+                    kBatch);
+      for (;;) {
+        auto row = q.Step();
+        if (!row.ok()) return row.status();
+        if (!*row) break;
+        items.push_back({q.Uint(0), q.Uint(1), q.Uint(2), q.Blob(3)});
+      }
+    }
+    if (items.empty()) break;
+    // The chunk files are durable (one file-system sync for the batch) before the database
+    // names them.
+    for (const Item& it : items) {
+      if (Status s = chunks_.WriteUnsynced({it.vnode, it.uniq, 0, it.dv}, it.data); !s.ok()) return s;
+    }
+    if (Status s = options_.env->SyncFileSystem(chunks_.dir()); !s.ok()) return s;
+    Status s = RunTxn(
+        [&]() -> Status {
+          for (const Item& it : items) {
+            Status st = SqliteQuery(*db_, "INSERT INTO chunks VALUES (?, 0, ?, ?)", it.vnode, it.dv,
+                                    static_cast<uint64_t>(it.data.size()))
+                            .Run();
+            if (st.ok()) st = DropInlineInTxn(it.vnode);
+            if (!st.ok()) return st;
+          }
+          return Status::Ok();
+        },
+        nullptr);
+    if (!s.ok()) return s;
+    moved += items.size();
+  }
+  if (moved > 0) {
+    std::lock_guard lock(mu_);
+    if (Status s = db_->Exec("VACUUM"); !s.ok()) return s.WithContext("compacting the volume database");
+  }
+  return moved;
+}
+
 Result<VnodeStatus> Volume::CreateInline(uint64_t dir, std::string_view name,
                                          const NewVnodeAttrs& a, ByteView data) {
   std::lock_guard lock(mu_);

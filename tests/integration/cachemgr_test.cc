@@ -1477,9 +1477,26 @@ TEST(BackupTest, ABackupShowsTheSnapshotWhileTheVolumeChanges) {
     ASSERT_EQ(Sh("alice", "mkdir " + A(vol + "/src") + " && echo version one > " + A(vol + "/src/file") +
                               " && head -c 3000000 /dev/urandom > " + A(vol + "/big")).exit_code, 0);
     std::string big_sum = Sh("alice", "sha256sum < " + A(vol + "/big")).output;
+    ASSERT_EQ(Sh("alice", "mkdir " + A(vol + "/small") + " && for i in $(seq 100); do echo small $i > " +
+                              A(vol + "/small/s") + "$i; done").exit_code, 0);
     auto made = VosBackup(vol);
     ASSERT_EQ(made.exit_code, 0) << made.output;
     EXPECT_NE(made.output.find("Created backup volume for " + vol), std::string::npos) << made.output;
+    {  // The backup shares every file's data with the volume, small files too: no copies.
+      db::GetVolumeRequest get;
+      get.set_cell("acme");
+      get.set_name(vol);
+      auto entry = w.runtime.BlockOn(w.db->GetVolume(get));
+      ASSERT_TRUE(entry.ok());
+      const std::string bk = w.cell->fs_partition(1) + "/V" + std::to_string(entry->volume().id() + 2);
+      size_t shared = 0, copied = 0;
+      for (const auto& e : std::filesystem::directory_iterator(bk + "/c")) {
+        (std::filesystem::hard_link_count(e.path()) >= 2 ? shared : copied)++;
+      }
+      EXPECT_GE(shared, 100u);
+      EXPECT_EQ(copied, 0u);
+      EXPECT_LT(std::filesystem::file_size(bk + "/meta.sqlite"), 512u << 10) << "metadata only";
+    }
     auto mount = enc::Heka({"fs", "mkmount", "-dir", A(vol + "-backup"), "-vol", vol + ".backup",
                             "-socket", enc::SocketOf(w.mounts[0])},
                            {{"KRB5CCNAME", "FILE:" + w.cc["admin"]}});
@@ -1492,7 +1509,7 @@ TEST(BackupTest, ABackupShowsTheSnapshotWhileTheVolumeChanges) {
     EXPECT_EQ(Sh("bob", "cat " + B(vol + "-backup/src/file")).output, "version one\n");
     EXPECT_EQ(Sh("bob", "sha256sum < " + B(vol + "-backup/big")).output, big_sum)
         << Lines(w.mounts[1].log) << w.cell->LogTail(1);
-    EXPECT_EQ(Sh("alice", "ls " + A(vol + "-backup")).output, "big\nsrc\n");
+    EXPECT_EQ(Sh("alice", "ls " + A(vol + "-backup")).output, "big\nsmall\nsrc\n");
     // No changes to a backup.
     for (const std::string& change :
          {"echo x > " + A(vol + "-backup/src/file"), "touch " + A(vol + "-backup/new"),
@@ -1506,7 +1523,7 @@ TEST(BackupTest, ABackupShowsTheSnapshotWhileTheVolumeChanges) {
     ASSERT_EQ(again.exit_code, 0) << again.output;
     EXPECT_TRUE(WaitFor([&] { return Sh("bob", "cat " + B(vol + "-backup/src/file")).output == "version two\n"; },
                         seconds(10)));
-    EXPECT_TRUE(WaitFor([&] { return Sh("alice", "ls " + A(vol + "-backup")).output == "added\nsrc\n"; },
+    EXPECT_TRUE(WaitFor([&] { return Sh("alice", "ls " + A(vol + "-backup")).output == "added\nsmall\nsrc\n"; },
                         seconds(10)));
     // `vos remove` takes the backup with the volume: no instance is left on the partition.
     auto instances = [&] {
