@@ -226,9 +226,36 @@ std::shared_ptr<fs::FileClient> HekaFs::ClientFor(const Who& who, const Server& 
     std::shared_lock alive(life->mu);
     if (life->alive) OnRevalidate();
   };
+  // Locks that moved with their volume: the client for its new server renews them (looked
+  // up off the I/O thread, since that asks the VLDB).
+  o.on_locks_moved = [this, life = life_, who](std::vector<pb::SetLockRequest> locks,
+                                                int64_t lease_ms) {
+    std::thread([this, life, who, locks = std::move(locks), lease_ms] {
+      std::shared_lock alive(life->mu);
+      if (life->alive) AdoptMovedLocks(who, locks, lease_ms);
+    }).detach();
+  };
   auto client = fs::FileClient::Create(*options_.runtime, o);
   clients_[key] = client;
   return client;
+}
+
+void HekaFs::AdoptMovedLocks(const Who& who, const std::vector<pb::SetLockRequest>& locks,
+                             int64_t lease_ms) {
+  std::map<std::pair<std::string, uint64_t>, std::vector<pb::SetLockRequest>> by_volume;
+  for (const pb::SetLockRequest& l : locks) by_volume[{l.fid().cell(), l.fid().volume()}].push_back(l);
+  for (const auto& [where, held] : by_volume) {
+    ForgetServer(where.first, where.second);
+    auto server = ServerOf(where.first, where.second);
+    if (!server.ok()) {
+      spdlog::warn("{} advisory locks on volume {} moved, but its new server is unknown: {}",
+                   held.size(), where.second, server.status().ToString());
+      continue;
+    }
+    ClientFor(who, *server)->Adopt(held, lease_ms);
+    spdlog::info("{} advisory locks on volume {} of cell {} now renewed with {}", held.size(),
+                 where.second, where.first, server->address);
+  }
 }
 
 Result<uint64_t> HekaFs::RootVolume(const std::string& cell) {
@@ -1361,6 +1388,25 @@ Status HekaFs::SetLock(uint64_t fh, uint64_t owner, bool exclusive, bool unlock,
   auto server = ServerOf(h->fid.cell(), h->fid.volume());
   if (!server.ok()) return server.status();
   auto client = ClientFor(h->who, *server);
+  // Through a move of the volume: wait while it is frozen, follow it when it moved.
+  auto move_pause = std::chrono::milliseconds(5);
+  const auto give_up = std::chrono::steady_clock::now() + kMoveWait;
+  auto follow = [&](const Status& s) {
+    if ((s.code() != Code::kVolumeBusy && s.code() != Code::kVolumeMoved) ||
+        std::chrono::steady_clock::now() > give_up) {
+      return false;
+    }
+    if (s.code() == Code::kVolumeMoved) {
+      ForgetServer(h->fid.cell(), h->fid.volume());
+    } else {
+      std::this_thread::sleep_for(move_pause);
+      move_pause = std::min(move_pause * 2, std::chrono::milliseconds(200));
+    }
+    server = ServerOf(h->fid.cell(), h->fid.volume());
+    if (!server.ok()) return false;
+    client = ClientFor(h->who, *server);
+    return true;
+  };
   if (unlock) {
     {
       // No RPC for owners that never locked this file (every close unlocks).
@@ -1374,11 +1420,15 @@ Status HekaFs::SetLock(uint64_t fh, uint64_t owner, bool exclusive, bool unlock,
       if (!s.ok()) return s;
     }
     Status s = options_.runtime->BlockOn(client->Unlock(h->fid, start, length, owner));
+    while (follow(s)) s = options_.runtime->BlockOn(client->Unlock(h->fid, start, length, owner));
+    if (!server.ok()) return server.status();
     return s.code() == Code::kNotFound ? Status::Ok() : s;
   }
   auto pause = std::chrono::milliseconds(20);
   for (;;) {
     Status s = options_.runtime->BlockOn(client->Lock(h->fid, exclusive, start, length, owner));
+    if (follow(s)) continue;
+    if (!server.ok()) return server.status();
     if (s.ok()) {
       {
         std::lock_guard hl(h->mu);

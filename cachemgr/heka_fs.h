@@ -344,6 +344,9 @@ class HekaFs {
   // How long calls wait through a volume's move (busy, moved) before they fail.
   static constexpr std::chrono::seconds kMoveWait{120};
   std::shared_ptr<fs::FileClient> ClientFor(const Who& who, const Server& server);
+  // Locks whose volume moved (the old server said so at a renewal): its new server renews them.
+  void AdoptMovedLocks(const Who& who, const std::vector<pb::SetLockRequest>& locks,
+                       int64_t lease_ms);
   Result<uint64_t> RootVolume(const std::string& cell);
 
   uint64_t InoOf(const pb::Fid& fid);

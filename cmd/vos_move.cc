@@ -8,6 +8,8 @@
 //   online      the destination serves the volume
 //   cleanup     the source drops its instance (clients that ask it are told "moved") and its
 //               backup, whose BK site leaves the VLDB
+// Advisory locks held on the volume move with it: the freeze returns them, the destination
+// takes them over as it goes online, and their holders learn at their next lease renewal.
 // The whole move holds the VLDB operation lock; every file-server step carries its
 // generation, so a move paused past its lock's expiry can do nothing once another took over.
 // A move that died is finished or rolled back by running the same command again: a
@@ -164,17 +166,19 @@ int Move::Run() {
                              from_partition_ + " (heka vos examine -id " + v_.name() + ")"));
   }
   if (at_dest) {  // an earlier move switched the VLDB and died: finish its cleanup
-    fs::pb::SetVolumeOnlineRequest online;
-    online.set_cell(v_.cell());
-    online.set_id(v_.id());
-    online.set_online(true);
-    online.set_lock_generation(lock_.generation());
-    auto on = dst_->SetOnline(online);
+    // The source gives up its instance and its advisory locks, which the destination takes.
     fs::pb::VolumeMovedRequest moved;
     moved.set_cell(v_.cell());
     moved.set_id(v_.id());
     moved.set_lock_generation(lock_.generation());
     auto gone = src_->Moved(moved);
+    fs::pb::SetVolumeOnlineRequest online;
+    online.set_cell(v_.cell());
+    online.set_id(v_.id());
+    online.set_online(true);
+    online.set_lock_generation(lock_.generation());
+    if (gone.ok()) *online.mutable_locks() = gone->locks();
+    auto on = dst_->SetOnline(online);
     Unlock();
     if (!on.ok()) return c_.Fail(on.status().WithContext("bringing it online on " + to_->address));
     if (!gone.ok()) return c_.Fail(gone.status().WithContext("removing the source instance"));
@@ -230,7 +234,8 @@ int Move::Run() {
   freeze.set_id(v_.id());
   freeze.set_lock_generation(lock_.generation());
   freeze.set_freeze(true);
-  if (auto f = src_->Freeze(freeze); !f.ok()) return c_.Fail(Fail(f.status(), true));
+  auto frozen = src_->Freeze(freeze);
+  if (!frozen.ok()) return c_.Fail(Fail(frozen.status(), true));
   auto last = Transfer(*serial, &vnodes, &bytes);
   if (!last.ok()) return c_.Fail(Fail(last.status(), true));
   Say("final increment: " + std::to_string(vnodes) + " vnodes, " + std::to_string(bytes) +
@@ -262,6 +267,7 @@ int Move::Run() {
   online.set_id(v_.id());
   online.set_online(true);
   online.set_lock_generation(lock_.generation());
+  *online.mutable_locks() = frozen->locks();  // held advisory locks move with the volume
   if (auto on = dst_->SetOnline(online); !on.ok()) {
     return c_.Fail(on.status().WithContext("after the VLDB switch; run the same vos move again"));
   }

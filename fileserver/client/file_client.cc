@@ -176,10 +176,63 @@ rpc::awaitable<void> FileClient::RenewLoop(std::weak_ptr<FileClient> weak) {
     auto r = co_await self->Call<pb::RenewLocksReply>("heka.fileserver.File.RenewLocks",
                                                       pb::RenewLocksRequest());
     if (!r.ok()) continue;  // unreachable for now: the server decides, we retry
-    std::lock_guard lock(self->mu_);
-    self->lease_ms_ = r->lease_ms();
-    for (const pb::Fid& f : r->lost()) self->MarkLost(f.volume(), f.vnode());
+    std::vector<pb::SetLockRequest> moved;
+    int64_t lease_ms = 0;
+    {
+      std::lock_guard lock(self->mu_);
+      self->lease_ms_ = r->lease_ms();
+      lease_ms = r->lease_ms();
+      for (const pb::Fid& f : r->lost()) self->MarkLost(f.volume(), f.vnode());
+      for (const pb::Fid& f : r->moved()) {
+        std::erase_if(self->held_, [&](const HeldLock& h) {
+          if (h.fid.volume() != f.volume() || h.fid.vnode() != f.vnode()) return false;
+          pb::SetLockRequest m;
+          *m.mutable_fid() = h.fid;
+          m.set_exclusive(h.exclusive);
+          m.set_start(h.start);
+          m.set_length(h.length);
+          m.set_owner(h.owner);
+          moved.push_back(std::move(m));
+          return true;
+        });
+      }
+    }
+    if (!moved.empty()) {
+      spdlog::info("{} advisory locks moved with their volume from {}", moved.size(),
+                   self->options_.address);
+      if (self->options_.on_locks_moved) self->options_.on_locks_moved(std::move(moved), lease_ms);
+    }
   }
+}
+
+void FileClient::Adopt(const std::vector<pb::SetLockRequest>& locks, int64_t lease_ms) {
+  if (locks.empty()) return;
+  bool start_renewing = false;
+  {
+    std::lock_guard lock(mu_);
+    if (held_.empty() && lease_ms > 0) lease_ms_ = lease_ms;
+    for (const pb::SetLockRequest& l : locks) {
+      held_.push_back(HeldLock{l.fid(), l.exclusive(), l.start(), l.length(), l.owner()});
+    }
+    start_renewing = !renewing_;
+    renewing_ = true;
+  }
+  if (start_renewing) {
+    asio::co_spawn(runtime_.executor(), RenewLoop(weak_from_this()), asio::detached);
+  }
+  // One renewal at once: the new server's lease for them started when it took them over.
+  asio::co_spawn(
+      runtime_.executor(),
+      [weak = weak_from_this()]() -> rpc::awaitable<void> {
+        auto self = weak.lock();
+        if (!self) co_return;
+        auto r = co_await self->Call<pb::RenewLocksReply>("heka.fileserver.File.RenewLocks",
+                                                          pb::RenewLocksRequest());
+        if (!r.ok()) co_return;
+        std::lock_guard lock(self->mu_);
+        self->lease_ms_ = r->lease_ms();
+      },
+      asio::detached);
 }
 
 }  // namespace heka::fs

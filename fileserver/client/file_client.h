@@ -47,6 +47,11 @@ struct FileClientOptions {
   // Runs (on an I/O thread) when the server says we must revalidate everything, and when a
   // connection that said Hello closes (breaks cannot reach us any more).
   std::function<void()> on_revalidate;
+  // Runs (on an I/O thread; post any blocking work elsewhere) when the server says that
+  // locks this client holds moved with their volume to another server: they are no longer
+  // renewed here; give them to the client for the new server (Adopt).
+  // The second argument is the lease (ms) they were held under.
+  std::function<void(std::vector<pb::SetLockRequest>, int64_t)> on_locks_moved;
   std::chrono::milliseconds call_timeout{30000};
   rpc::ContextFactory test_context;    // test seam; empty = GSS-API with `credentials`.
 };
@@ -80,6 +85,10 @@ class FileClient : public std::enable_shared_from_this<FileClient> {
   // OK, or kLockLost if a lock of `owner` on `fid` was lost: I/O on that handle must then fail
   // with EIO rather than silently carry on.
   Status LockState(const pb::Fid& fid, uint64_t owner) const;
+  // Locks that the server (of this client) took over from another one with their volume:
+  // they are renewed here from now on.
+  // `lease_ms`: the lease they were held under, until this server says its own.
+  void Adopt(const std::vector<pb::SetLockRequest>& locks, int64_t lease_ms);
 
   // Closes the current connection; the next call reconnects (and says Hello again).
   void Close() { client_->Close(); }

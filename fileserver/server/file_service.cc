@@ -969,12 +969,16 @@ Result<pb::RenewLocksReply> FileService::RenewLocks(Op& op, const pb::RenewLocks
   if (Status s = NeedsClient(op.client); !s.ok()) return s;
   pb::RenewLocksReply rep;
   rep.set_lease_ms(locks_.lease().count());
-  for (const LockTable::Key& key : locks_.Renew(op.client)) {
-    pb::Fid* f = rep.add_lost();
-    f->set_volume(key.volume);
-    f->set_vnode(key.vnode);
-    auto vol = volumes_.Find(key.volume);
-    if (vol) f->set_cell(vol->cell);
+  auto renewed = locks_.Renew(op.client);
+  for (auto [keys, out] : {std::pair{&renewed.lost, rep.mutable_lost()},
+                           std::pair{&renewed.moved, rep.mutable_moved()}}) {
+    for (const LockTable::Key& key : *keys) {
+      pb::Fid* f = out->Add();
+      f->set_volume(key.volume);
+      f->set_vnode(key.vnode);
+      auto vol = volumes_.Find(key.volume);
+      if (vol) f->set_cell(vol->cell);
+    }
   }
   return rep;
 }

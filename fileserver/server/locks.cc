@@ -100,19 +100,57 @@ bool LockTable::empty() {
   return locks_.empty();
 }
 
-std::vector<LockTable::Key> LockTable::Renew(const std::string& client) {
+LockTable::Renewed LockTable::Renew(const std::string& client) {
   auto now = Clock::now();
   std::lock_guard lock(mu_);
   ExpireLocked(now);
   auto it = lease_end_.find(client);
   if (it != lease_end_.end()) it->second = now + lease_;
-  std::vector<Key> lost;
-  auto l = lost_.find(client);
-  if (l != lost_.end()) {
-    lost.assign(l->second.begin(), l->second.end());
-    lost_.erase(l);
+  Renewed out;
+  for (auto [from, to] : {std::pair{&lost_, &out.lost}, std::pair{&moved_, &out.moved}}) {
+    auto l = from->find(client);
+    if (l == from->end()) continue;
+    to->assign(l->second.begin(), l->second.end());
+    from->erase(l);
   }
-  return lost;
+  return out;
+}
+
+std::vector<LockTable::Record> LockTable::Export(uint64_t volume) {
+  std::lock_guard lock(mu_);
+  ExpireLocked(Clock::now());
+  std::vector<Record> out;
+  for (auto it = locks_.lower_bound(Key{volume, 0}); it != locks_.end() && it->first.volume == volume; ++it) {
+    for (const Lock& l : it->second) {
+      out.push_back({l.client, it->first.vnode, l.owner, l.start, l.end, l.exclusive});
+    }
+  }
+  return out;
+}
+
+void LockTable::Import(uint64_t volume, const std::vector<Record>& records) {
+  auto now = Clock::now();
+  std::lock_guard lock(mu_);
+  for (const Record& r : records) {
+    auto& held = locks_[Key{volume, r.vnode}];
+    CutLocked(held, r.client, r.owner, r.start, r.end);
+    held.push_back(Lock{r.client, r.owner, r.start, r.end, r.exclusive});
+    lease_end_[r.client] = std::max(lease_end_[r.client], now + lease_);
+  }
+  if (!records.empty()) {
+    spdlog::info("volume {}: {} advisory locks taken over from its previous server", volume,
+                 records.size());
+  }
+}
+
+std::vector<LockTable::Record> LockTable::MoveOut(uint64_t volume) {
+  std::vector<Record> out = Export(volume);
+  std::lock_guard lock(mu_);
+  for (auto it = locks_.lower_bound(Key{volume, 0}); it != locks_.end() && it->first.volume == volume;) {
+    for (const Lock& l : it->second) moved_[l.client].insert(it->first);
+    it = locks_.erase(it);
+  }
+  return out;
 }
 
 }  // namespace heka::fs

@@ -41,8 +41,23 @@ class LockTable {
   // it, as fcntl(F_UNLCK) does (kNotFound if it held none there).
   Status Release(const std::string& client, Key key, uint64_t start, uint64_t length,
                  uint64_t owner);
-  // Renews the client's lease; returns the locks it lost since its last Renew.
-  std::vector<Key> Renew(const std::string& client);
+  // Renews the client's lease; returns the locks it lost since its last Renew, and those
+  // whose volume moved away (MoveOut) since then.
+  struct Renewed {
+    std::vector<Key> lost, moved;
+  };
+  Renewed Renew(const std::string& client);
+  // A volume's move: its locks as records (Export), taken into another server's table with
+  // fresh leases (Import), and dropped here, each client told at its next Renew (MoveOut,
+  // which returns them too).
+  struct Record {
+    std::string client;
+    uint64_t vnode = 0, owner = 0, start = 0, end = 0;
+    bool exclusive = false;
+  };
+  std::vector<Record> Export(uint64_t volume);
+  void Import(uint64_t volume, const std::vector<Record>& records);
+  std::vector<Record> MoveOut(uint64_t volume);
   std::chrono::milliseconds lease() const { return lease_; }
   bool empty();  // no lock held by anyone
   bool in_grace() const { return Clock::now() < grace_end_; }
@@ -66,6 +81,7 @@ class LockTable {
   std::map<Key, std::vector<Lock>> locks_;                     // mu_
   std::map<std::string, Clock::time_point> lease_end_;         // mu_: clients holding locks
   std::map<std::string, std::set<Key>> lost_;                  // mu_
+  std::map<std::string, std::set<Key>> moved_;                 // mu_
 };
 
 }  // namespace heka::fs

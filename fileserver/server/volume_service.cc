@@ -218,6 +218,32 @@ Result<pb::SetQuotaReply> FileService::VolSetQuota(Op& op, const pb::SetQuotaReq
   return rep;
 }
 
+namespace {
+
+void ToProto(const std::vector<LockTable::Record>& records,
+             google::protobuf::RepeatedPtrField<pb::HeldLockRecord>* out) {
+  for (const LockTable::Record& r : records) {
+    pb::HeldLockRecord* p = out->Add();
+    p->set_client(r.client);
+    p->set_vnode(r.vnode);
+    p->set_owner(r.owner);
+    p->set_start(r.start);
+    p->set_end(r.end);
+    p->set_exclusive(r.exclusive);
+  }
+}
+
+std::vector<LockTable::Record> FromProto(
+    const google::protobuf::RepeatedPtrField<pb::HeldLockRecord>& in) {
+  std::vector<LockTable::Record> out;
+  for (const pb::HeldLockRecord& p : in) {
+    out.push_back({p.client(), p.vnode(), p.owner(), p.start(), p.end(), p.exclusive()});
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<pb::SetVolumeOnlineReply> FileService::SetOnline(Op& op, const pb::SetVolumeOnlineRequest& req) {
   Status s = RequireVolumeAdmin(op, req.cell());
   if (!s.ok()) return s;
@@ -227,6 +253,8 @@ Result<pb::SetVolumeOnlineReply> FileService::SetOnline(Op& op, const pb::SetVol
   if (!vol->volume) {
     return Error(Code::kVolumeOffline, "volume " + std::to_string(req.id()) + " is being salvaged");
   }
+  // A move's destination takes over the source's advisory locks before it serves anyone.
+  if (req.online()) locks_.Import(req.id(), FromProto(req.locks()));
   vol->online = req.online();
   if (req.online()) vol->frozen_generation = 0;
   spdlog::info("volume {} is now {} ({})", req.id(), req.online() ? "online" : "offline",
@@ -757,6 +785,12 @@ Result<pb::FreezeVolumeReply> FileService::FreezeVolume(Op& op, const pb::Freeze
     }
     spdlog::info("volume {} frozen for the move of lock generation {} ({})", req.id(),
                  req.lock_generation(), op.peer.principal());
+    pb::FreezeVolumeReply rep;
+    ToProto(locks_.Export(req.id()), rep.mutable_locks());  // none change while frozen
+    auto st = Describe(req.id(), *vol);
+    if (!st.ok()) return st.status();
+    *rep.mutable_status() = std::move(*st);
+    return rep;
   } else if (vol->frozen_generation.exchange(0) != 0) {
     vol->online = true;
     spdlog::info("volume {} thawed for the move of lock generation {} ({})", req.id(),
@@ -783,6 +817,8 @@ Result<pb::VolumeMovedReply> FileService::VolumeMoved(Op& op, const pb::VolumeMo
   auto vol = volumes_.Find(req.id());
   if (!vol || vol->cell != req.cell()) return pb::VolumeMovedReply();  // gone already
   vol->moved = true;  // first: clients now ask the VLDB again
+  pb::VolumeMovedReply rep;
+  ToProto(locks_.MoveOut(req.id()), rep.mutable_locks());  // their holders renew them there
   vol->online = false;
   callbacks_.BreakVolume(req.id());
   std::string dir = vol->volume ? vol->volume->dir() : "";
@@ -796,7 +832,7 @@ Result<pb::VolumeMovedReply> FileService::VolumeMoved(Op& op, const pb::VolumeMo
   }
   spdlog::info("volume {} of cell {} moved away; its instance on {} is removed ({})", req.id(),
                req.cell(), vol->partition, op.peer.principal());
-  return pb::VolumeMovedReply();
+  return rep;
 }
 
 }  // namespace heka::fs

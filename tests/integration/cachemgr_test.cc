@@ -1889,6 +1889,52 @@ TEST(MoveChaosTest, APausedMoveIsFencedOnceAnotherTookOver) {
             "after\n") << "the volume works";
 }
 
+// An fcntl lock held on a file while its volume moves: the new server knows it (the other
+// client still cannot take the range, also after several lease times, so its holder renews
+// it there), the holder does not lose it, and it is free once the holder lets go.
+TEST(MoveTest, HeldLocksMoveWithTheVolume) {
+  World& w = TheWorld();
+  const std::string vol = "lockmove";
+  enc::MakeEncryptedVolume(vol, nullptr, /*encrypted=*/false);
+  const uint64_t id = VolumeIdOf(vol);
+  ASSERT_EQ(Sh("alice", "head -c 4096 /dev/zero > " + A(vol + "/locked.db")).exit_code, 0);
+  const std::string tool = testing::BinDir() + "/heka_lock_tool";
+  const std::string marker = SharedRealm().dir() + "/lockmove.marker";
+  const std::string fifo = SharedRealm().dir() + "/lockmove.fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  pid_t holder = testing::Spawn({"/usr/bin/env", "KRB5CCNAME=FILE:" + w.cc.at("alice"), tool, "hold",
+                                 A(vol + "/locked.db"), "100", "10", marker, fifo});
+  ASSERT_TRUE(WaitFor([&] { return FileSays(marker, "locked"); }, seconds(20)));
+  const std::string probe = tool + " try " + B(vol + "/locked.db") + " 105 1";
+  EXPECT_EQ(Sh("bob", probe).exit_code, 1) << "held before the move";
+  auto moved = Vos(MoveArgs(vol, 1, 2));
+  ASSERT_EQ(moved.exit_code, 0) << moved.output;
+  ASSERT_EQ(SiteOf(vol), 2);
+  // Three lease times (3 s each in this cell): the lock must stay held on the new server all
+  // along, renewed there by its holder's client.
+  const auto until = std::chrono::steady_clock::now() + seconds(10);
+  int checks = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    ASSERT_EQ(Sh("bob", probe).exit_code, 1)
+        << "the moved lock was free after " << checks << " checks\n"
+        << w.cell->LogTail(1, 15) << w.cell->LogTail(2, 15) << Lines(w.mounts[0].log);
+    ++checks;
+  }
+  EXPECT_EQ(Sh("bob", tool + " try " + B(vol + "/locked.db") + " 200 10").exit_code, 0)
+      << "another range is free";
+  std::string log;
+  std::getline(std::ifstream(w.mounts[0].log), log, '\0');
+  EXPECT_EQ(log.find("lock on " + std::to_string(id) + "."), std::string::npos) << "the holder kept it";
+  EXPECT_NE(log.find("advisory locks on volume " + std::to_string(id)), std::string::npos)
+      << "the holder's client renews it with the new server";
+  std::ofstream(fifo) << "go\n";  // the holder lets go
+  int status = 0;
+  waitpid(holder, &status, 0);
+  EXPECT_TRUE(WaitFor([&] { return Sh("bob", probe).exit_code == 0; }, seconds(20)))
+      << "released on the new server";
+  ::unlink(fifo.c_str());
+}
+
 // A file server killed (SIGKILL) in the middle of a move, the source or the destination: the
 // move fails and says why, nothing is lost, and once the server is back the same command moves
 // the volume.

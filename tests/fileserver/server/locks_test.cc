@@ -61,10 +61,10 @@ TEST(LockTableTest, ExpiredLeaseReleasesLocksAndReportsThemLost) {
   ASSERT_TRUE(t.Set("a", kF, 0, 0, 1, true, false).ok());
   EXPECT_TRUE(testing::WaitFor([&] { return t.Set("b", kF, 0, 0, 1, true, false).ok(); },
                                std::chrono::seconds(5)));
-  std::vector<LockTable::Key> lost = t.Renew("a");
+  std::vector<LockTable::Key> lost = t.Renew("a").lost;
   ASSERT_EQ(lost.size(), 1u);
   EXPECT_EQ(lost[0], kF);
-  EXPECT_TRUE(t.Renew("a").empty()) << "reported once";
+  EXPECT_TRUE(t.Renew("a").lost.empty()) << "reported once";
 }
 
 TEST(LockTableTest, RenewingKeepsTheLease) {
@@ -74,7 +74,7 @@ TEST(LockTableTest, RenewingKeepsTheLease) {
   bool stolen = false;
   testing::WaitFor(
       [&] {
-        EXPECT_TRUE(t.Renew("a").empty());
+        EXPECT_TRUE(t.Renew("a").lost.empty());
         stolen = stolen || t.Set("b", kF, 0, 0, 1, true, false).ok();
         return std::chrono::steady_clock::now() >= end;
       },
@@ -91,6 +91,32 @@ TEST(LockTableTest, GraceAdmitsOnlyReclaimsThenRefusesLateOnes) {
   EXPECT_EQ(t.Set("c", kF, 0, 0, 1, true, true).code(), Code::kLockLost);
   EXPECT_EQ(t.Set("b", kF, 0, 0, 1, true, false).code(), Code::kLockConflict)
       << "the reclaimed lock holds";
+}
+
+// A volume's move: its locks go to the destination's table with fresh leases and conflict
+// there as before; the source drops them and tells each holder once that they moved.
+TEST(LockTableTest, AMovedVolumesLocksGoToTheOtherTable) {
+  LockTable src(milliseconds(60000), milliseconds(0)), dst(milliseconds(60000), milliseconds(0));
+  const LockTable::Key other{kF.volume + 3, 5};
+  ASSERT_TRUE(src.Set("a", kF, 0, 10, 1, true, false).ok());
+  ASSERT_TRUE(src.Set("b", kF, 20, 0, 2, false, false).ok());
+  ASSERT_TRUE(src.Set("a", other, 0, 0, 1, true, false).ok());
+  auto records = src.Export(kF.volume);
+  ASSERT_EQ(records.size(), 2u);
+  dst.Import(kF.volume, records);
+  EXPECT_EQ(dst.Set("c", kF, 5, 1, 3, false, false).code(), Code::kLockConflict);
+  EXPECT_EQ(dst.Set("c", kF, 30, 1, 3, true, false).code(), Code::kLockConflict);
+  EXPECT_TRUE(dst.Set("c", kF, 12, 2, 3, true, false).ok()) << "between the two";
+  auto moved = src.MoveOut(kF.volume);
+  EXPECT_EQ(moved.size(), 2u);
+  EXPECT_TRUE(src.Set("c", kF, 0, 0, 3, true, false).ok()) << "gone from the source";
+  auto renewed = src.Renew("a");
+  ASSERT_EQ(renewed.moved.size(), 1u);
+  EXPECT_EQ(renewed.moved[0], kF);
+  EXPECT_TRUE(renewed.lost.empty());
+  EXPECT_TRUE(src.Renew("a").moved.empty()) << "reported once";
+  EXPECT_EQ(src.Set("c", other, 0, 0, 3, true, false).code(), Code::kLockConflict)
+      << "another volume's locks stay";
 }
 
 }  // namespace
