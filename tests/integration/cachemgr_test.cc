@@ -1935,54 +1935,59 @@ TEST(MoveTest, HeldLocksMoveWithTheVolume) {
   ::unlink(fifo.c_str());
 }
 
-// A file server killed (SIGKILL) in the middle of a move, the source or the destination: the
-// move fails and says why, nothing is lost, and once the server is back the same command moves
-// the volume.
-TEST(MoveChaosTest, AServerKilledDuringAMoveLosesNothing) {
+// A file server killed (SIGKILL) at each phase boundary of a move, the source or the
+// destination (the move is paused there, the server killed, the move let go on): whatever the
+// move then says, once the server is back, running the same command again leaves the volume
+// whole on the destination, with no stray instance and nothing staged.
+TEST(MoveChaosTest, AServerKilledAtAnyPhaseOfAMoveLosesNothing) {
   World& w = TheWorld();
   const std::string vol = "srvkill";
   enc::MakeEncryptedVolume(vol, nullptr, /*encrypted=*/false);
   const uint64_t id = VolumeIdOf(vol);
   const std::string tree = FillForMove(vol);
   int at = 1;
-  for (std::string victim : {"destination", "source"}) {
-    SCOPED_TRACE(victim);
-    const int to = 3 - at;
-    const int dead = victim == "source" ? at : to;
-    auto args = MoveArgs(vol, at, to);
-    args.push_back("-locktime");
-    args.push_back("30");
-    const std::string out = SharedRealm().dir() + "/srvkill-move.out";
-    std::string command = "exec env KRB5CCNAME=FILE:" + w.cc["admin"] +
-                          " HEKA_VOS_TEST_STOP_AT=increments " + testing::BinDir() + "/heka";
-    for (const std::string& a : VosArgs(args)) command += " '" + a + "'";
-    command += " > " + out + " 2>&1";
-    pid_t mover = testing::Spawn({"/bin/bash", "-c", command});
-    ASSERT_GT(mover, 0);
-    ASSERT_TRUE(WaitFor([&] {
-      std::ifstream in("/proc/" + std::to_string(mover) + "/stat");
-      std::string pid, name, st;
-      in >> pid >> name >> st;
-      return st == "T";
-    }, seconds(30))) << "it stops after its copy";
-    w.cell->KillFileServer(dead);
-    ASSERT_EQ(::kill(mover, SIGCONT), 0);
-    int status = 0;
-    ASSERT_EQ(::waitpid(mover, &status, 0), mover);
-    std::string said;
-    std::getline(std::ifstream(out), said, '\0');
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << said;
-    EXPECT_NE(said.find("rolled back"), std::string::npos) << said;
-    RestartFileServer(dead);
-    EXPECT_EQ(SiteOf(vol), at) << "the VLDB still names the source";
-    auto again = Vos(args);
-    ASSERT_EQ(again.exit_code, 0) << again.output << w.cell->LogTail(1) << w.cell->LogTail(2);
-    EXPECT_EQ(SiteOf(vol), to);
-    EXPECT_TRUE(std::filesystem::exists(VolumeDirOn(to, id)));
-    EXPECT_FALSE(std::filesystem::exists(VolumeDirOn(at, id))) << "no stray instance";
-    ExpectNothingStaged();
-    EXPECT_TRUE(WaitFor([&] { return TreeOf(B(vol)) == tree; }, seconds(30))) << TreeOf(B(vol));
-    at = to;
+  for (std::string phase : {"copy", "increments", "freeze", "switch", "online", "cleanup"}) {
+    for (std::string victim : {"destination", "source"}) {
+      SCOPED_TRACE(phase + ", " + victim + " killed");
+      const int to = 3 - at;
+      const int dead = victim == "source" ? at : to;
+      auto args = MoveArgs(vol, at, to);
+      args.push_back("-locktime");
+      args.push_back("3");  // a re-run waits for a dead move's lock to expire
+      const std::string out = SharedRealm().dir() + "/srvkill-move.out";
+      std::string command = "exec env KRB5CCNAME=FILE:" + w.cc["admin"] +
+                            " HEKA_VOS_TEST_STOP_AT=" + phase + " " + testing::BinDir() + "/heka";
+      for (const std::string& a : VosArgs(args)) command += " '" + a + "'";
+      command += " > " + out + " 2>&1";
+      pid_t mover = testing::Spawn({"/bin/bash", "-c", command});
+      ASSERT_GT(mover, 0);
+      ASSERT_TRUE(WaitFor([&] {
+        std::ifstream in("/proc/" + std::to_string(mover) + "/stat");
+        std::string pid, name, st;
+        in >> pid >> name >> st;
+        return st == "T";
+      }, seconds(30))) << "it stops at " << phase;
+      w.cell->KillFileServer(dead);
+      ASSERT_EQ(::kill(mover, SIGCONT), 0);
+      int status = 0;
+      ASSERT_EQ(::waitpid(mover, &status, 0), mover);
+      std::string said;
+      std::getline(std::ifstream(out), said, '\0');
+      if (phase == "copy" || phase == "increments" || phase == "freeze") {
+        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << said;
+        EXPECT_NE(said.find("rolled back"), std::string::npos) << said;
+        EXPECT_EQ(SiteOf(vol), at) << "the VLDB still names the source";
+      }
+      RestartFileServer(dead);
+      auto again = Vos(args);
+      ASSERT_EQ(again.exit_code, 0) << said << again.output << w.cell->LogTail(1) << w.cell->LogTail(2);
+      EXPECT_EQ(SiteOf(vol), to);
+      EXPECT_TRUE(std::filesystem::exists(VolumeDirOn(to, id)));
+      EXPECT_FALSE(std::filesystem::exists(VolumeDirOn(at, id))) << "no stray instance";
+      ExpectNothingStaged();
+      EXPECT_TRUE(WaitFor([&] { return TreeOf(B(vol)) == tree; }, seconds(30))) << TreeOf(B(vol));
+      at = to;
+    }
   }
 }
 
@@ -2255,6 +2260,56 @@ TEST(ReleaseTest, SyncvldbAndSyncservReconcileTheVldbWithTheServers) {
   EXPECT_NE(served.output.find("removed the RO site"), std::string::npos) << served.output;
   EXPECT_EQ(Vos({"examine", "-id", vol}).output.find("RO Site"), std::string::npos);
   ASSERT_EQ(Vos({"remove", "-id", vol}).exit_code, 0);
+}
+
+// A file server killed (SIGKILL) at each phase boundary of a release, the RW's server or the
+// RO site's: once it is back, running the release again brings the RO site to the RW's tree,
+// with no clone left on the RW's server and nothing staged.
+TEST(ReleaseChaosTest, AServerKilledAtAnyPhaseOfAReleaseLosesNothing) {
+  World& w = TheWorld();
+  const std::string vol = "srvkillrel";
+  enc::MakeEncryptedVolume(vol, nullptr, /*encrypted=*/false);
+  const uint64_t id = VolumeIdOf(vol);
+  FillForMove(vol);
+  ASSERT_EQ(Vos(SiteArgs("addsite", vol, 2)).exit_code, 0);
+  ASSERT_EQ(Vos({"release", "-id", vol}).exit_code, 0);
+  ASSERT_EQ(MkMount("srvkillrel-ro", vol + ".readonly").exit_code, 0);
+  for (std::string phase : {"clone", "send", "cleanup"}) {
+    for (int dead : {2, 1}) {
+      SCOPED_TRACE(phase + ", server " + std::to_string(dead) + " killed");
+      ASSERT_EQ(Sh("alice", "echo " + phase + " > " + A(vol + "/at-" + phase + "-" + std::to_string(dead)))
+                    .exit_code, 0);
+      const std::string tree = TreeOf(A(vol));
+      std::vector<std::string> args = {"release", "-id", vol, "-locktime", "3"};
+      const std::string out = SharedRealm().dir() + "/srvkill-release.out";
+      std::string command = "exec env KRB5CCNAME=FILE:" + w.cc["admin"] +
+                            " HEKA_VOS_TEST_STOP_AT=" + phase + " " + testing::BinDir() + "/heka";
+      for (const std::string& a : VosArgs(args)) command += " '" + a + "'";
+      command += " > " + out + " 2>&1";
+      pid_t releaser = testing::Spawn({"/bin/bash", "-c", command});
+      ASSERT_GT(releaser, 0);
+      ASSERT_TRUE(WaitFor([&] {
+        std::ifstream in("/proc/" + std::to_string(releaser) + "/stat");
+        std::string pid, name, st;
+        in >> pid >> name >> st;
+        return st == "T";
+      }, seconds(30))) << "it stops at " << phase;
+      w.cell->KillFileServer(dead);
+      ASSERT_EQ(::kill(releaser, SIGCONT), 0);
+      int status = 0;
+      ASSERT_EQ(::waitpid(releaser, &status, 0), releaser);
+      std::string said;
+      std::getline(std::ifstream(out), said, '\0');
+      RestartFileServer(dead);
+      auto again = Vos(args);
+      ASSERT_EQ(again.exit_code, 0) << said << again.output << w.cell->LogTail(1) << w.cell->LogTail(2);
+      EXPECT_FALSE(std::filesystem::exists(VolumeDirOn(1, id + 1))) << "no stray clone";
+      EXPECT_TRUE(std::filesystem::exists(VolumeDirOn(2, id + 1)));
+      ExpectNothingStaged();
+      EXPECT_TRUE(WaitFor([&] { return TreeOf(B("srvkillrel-ro")) == tree; }, seconds(30)))
+          << said << TreeOf(B("srvkillrel-ro")) << "\nwanted:\n" << tree;
+    }
+  }
 }
 
 // vos release killed (SIGKILL) at each phase boundary: `vos examine` answers and shows the
