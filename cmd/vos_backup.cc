@@ -2,42 +2,18 @@
 // "<name>.backup", on the RW's partition, sharing its data until either changes (cheap), a
 // snapshot for users to read (`heka fs mkmount -dir D -vol <name>.backup`). An earlier backup
 // is replaced. The operation holds the VLDB operation lock of the volume while it runs.
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 
 #include "cmd/commands.h"
 #include "cmd/vos_common.h"
+#include "cmd/vos_operation.h"
 
 namespace heka::cli {
 namespace {
 
 constexpr int64_t kLockTtlMs = 120000;  // a clone of a large volume takes seconds, not minutes
-
-Result<uint64_t> Lock(DbCommand& c, uint64_t id) {
-  db::Command cmd;
-  db::LockVolume* lock = cmd.mutable_lock_volume();
-  lock->set_id(id);
-  lock->set_owner("vos backup pid " + std::to_string(getpid()));
-  lock->set_ttl_ms(kLockTtlMs);
-  lock->set_operation("backup");
-  lock->set_phase("clone");
-  auto r = c.db->Run(c.db->client->Write(std::move(cmd)));
-  if (!r.ok()) return r.status();
-  return r->generation();
-}
-
-void Unlock(DbCommand& c, uint64_t id, uint64_t generation) {
-  db::Command cmd;
-  cmd.mutable_unlock_volume()->set_id(id);
-  cmd.mutable_unlock_volume()->set_generation(generation);
-  auto r = c.db->Run(c.db->client->Write(std::move(cmd)));
-  if (!r.ok()) {
-    std::fprintf(stderr, "heka %s: warning: the lock of volume %llu stays until it expires: %s\n",
-                 c.name.c_str(), static_cast<unsigned long long>(id), r.status().ToString().c_str());
-  }
-}
 
 // The VLDB lists the backup as a BK site beside the RW one.
 Status RecordBackupSite(DbCommand& c, const db::Volume& v, const db::VolumeSite& rw,
@@ -80,16 +56,18 @@ int VosBackup(int argc, char** argv) {
   }
   auto server = ServerByUuid(*c.db, rw->server_uuid());
   if (!server.ok()) return c.Fail(server.status());
-  auto generation = Lock(c, v.id());
-  if (!generation.ok()) return c.Fail(generation.status().WithContext("locking volume " + v.name()));
+  OperationLock lock(c, "backup", kLockTtlMs, /*verbose=*/false);
+  if (Status s = lock.Lock(v.cell(), v.id(), v.name()); !s.ok()) {
+    return c.Fail(s.WithContext("locking volume " + v.name()));
+  }
   fs::pb::CloneVolumeRequest req;
   req.set_cell(v.cell());
   req.set_id(v.id());
   VolumeServerClient fs(*c.db, *server);
   auto cloned = fs.Clone(req);
-  Status s = cloned.ok() ? RecordBackupSite(c, v, *rw, *generation)
+  Status s = cloned.ok() ? RecordBackupSite(c, v, *rw, lock.generation())
                          : cloned.status().WithContext("file server " + server->address);
-  Unlock(c, v.id(), *generation);
+  lock.Unlock();
   if (!s.ok()) return c.Fail(s);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("Created backup volume for %s (id %llu, %llu files) in %.2f s\n", v.name().c_str(),

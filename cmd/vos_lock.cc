@@ -21,14 +21,15 @@ Result<db::Volume> EntryOf(DbCommand& c) {
   return entry->volume();
 }
 
+std::vector<Switch> IdSwitches() {
+  return {{"id", true, "volume name or id (required)"}, {"cell", true, "the cell (required)"}};
+}
+
 }  // namespace
 
 // heka vos lock -id V -cell C
 int VosLock(int argc, char** argv) {
-  DbCommand c = StartDbCommand("vos lock", argc, argv,
-                               {{"id", true, "volume name or id (required)"},
-                                {"cell", true, "the cell (required)"}},
-                               {"id", "cell"});
+  DbCommand c = StartDbCommand("vos lock", argc, argv, IdSwitches(), {"id", "cell"});
   if (c.exit) return *c.exit;
   auto entry = EntryOf(c);
   if (!entry.ok()) return c.Fail(entry.status());
@@ -47,10 +48,7 @@ int VosLock(int argc, char** argv) {
 
 // heka vos unlock -id V -cell C
 int VosUnlock(int argc, char** argv) {
-  DbCommand c = StartDbCommand("vos unlock", argc, argv,
-                               {{"id", true, "volume name or id (required)"},
-                                {"cell", true, "the cell (required)"}},
-                               {"id", "cell"});
+  DbCommand c = StartDbCommand("vos unlock", argc, argv, IdSwitches(), {"id", "cell"});
   if (c.exit) return *c.exit;
   auto entry = EntryOf(c);
   if (!entry.ok()) return c.Fail(entry.status());
