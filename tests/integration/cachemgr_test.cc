@@ -1659,8 +1659,9 @@ while not os.path.exists(stop):
     now = time.monotonic()
     worst, last, n = max(worst, now - last), now, n + 1
 os.close(fd)
-with open(out, "w") as f:
+with open(out + ".tmp", "w") as f:
     f.write("ok %d %d\n" % (n, worst * 1000))
+os.rename(out + ".tmp", out)  # whoever waits for `out` sees it whole
 )py";
 
 // Whether `text` holds records 0 .. n-1, each once, in order, each with its checksum.
