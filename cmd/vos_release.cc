@@ -161,8 +161,10 @@ int Release::Run() {
     if (s.code() == Code::kFenced) return c_.Fail(Fail(s));
     if (!s.ok()) {
       failed.push_back(s.ToString());
+      auto named = ServerByUuid(*c_.db, site.server_uuid());
+      const std::string where = named.ok() ? named->address : site.server_uuid();
       std::fprintf(stderr, "heka vos release: site %s %s keeps its previous release: %s\n",
-                   site.server_uuid().c_str(), site.partition().c_str(), s.ToString().c_str());
+                   where.c_str(), site.partition().c_str(), s.ToString().c_str());
       continue;
     }
     reached.insert(site.server_uuid());

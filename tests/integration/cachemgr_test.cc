@@ -2177,6 +2177,8 @@ TEST(ReleaseTest, AReleaseReachesTwoSitesAndReadersFailOverWhenOneStops) {
   EXPECT_NE(partial.exit_code, 0) << partial.output;
   EXPECT_NE(partial.output.find("to 1 of 2 read-only sites"), std::string::npos) << partial.output;
   EXPECT_NE(partial.output.find("keep their previous release"), std::string::npos) << partial.output;
+  EXPECT_NE(partial.output.find("site " + w.cell->fs_address(2) + " "), std::string::npos)
+      << "the site that missed the release is named by its address: " << partial.output;
   EXPECT_NE(serial_on(1), serial_on(2));
   RestartFileServer(2);
   auto caught_up = Vos({"release", "-id", vol});
