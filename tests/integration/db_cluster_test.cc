@@ -56,7 +56,7 @@ class DbClusterTest : public ::testing::Test {
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     cluster_ = std::move(*c);
     ASSERT_TRUE(cluster_->StartAll().ok());
-    auto leader = cluster_->WaitForLeader(keys_->admin_cc, std::chrono::seconds(15));
+    auto leader = cluster_->WaitForLeader(keys_->admin_cc, std::chrono::seconds(45));
     ASSERT_TRUE(leader.ok()) << leader.status().ToString();
   }
 
@@ -112,7 +112,7 @@ class DbClusterTest : public ::testing::Test {
     return r->cell();
   }
 
-  int Leader() { return *cluster_->WaitForLeader(keys_->admin_cc, std::chrono::seconds(15)); }
+  int Leader() { return *cluster_->WaitForLeader(keys_->admin_cc, std::chrono::seconds(45)); }
 
   const Keys* keys_ = nullptr;
   rpc::Runtime runtime_{{1, 2}};
@@ -124,7 +124,7 @@ TEST_F(DbClusterTest, WritesReplicateToEveryMember) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->code(), 0u) << r->message();
   for (int id = 1; id <= 3; ++id) {
-    EXPECT_TRUE(WaitFor([&] { return GetCellOn(id, "acme").ok(); }, std::chrono::seconds(5)))
+    EXPECT_TRUE(WaitFor([&] { return GetCellOn(id, "acme").ok(); }, std::chrono::seconds(30)))
         << "member " << id << " never saw the cell";
   }
 }
@@ -157,7 +157,7 @@ TEST_F(DbClusterTest, KillingTheLeaderStopsWritesOnlyBriefly) {
 
 TEST_F(DbClusterTest, WithoutQuorumReadsAnswerAndWritesFailFast) {
   ASSERT_TRUE(Write(CreateCell("kept"), std::chrono::seconds(10)).ok());
-  ASSERT_TRUE(WaitFor([&] { return GetCellOn(3, "kept").ok(); }, std::chrono::seconds(5)));
+  ASSERT_TRUE(WaitFor([&] { return GetCellOn(3, "kept").ok(); }, std::chrono::seconds(30)));
   cluster_->Kill(1);
   cluster_->Kill(2);
   auto cell = GetCellOn(3, "kept");
@@ -197,7 +197,7 @@ TEST_F(DbClusterTest, ARestartedMemberCatchesUp) {
     ASSERT_TRUE(Write(CreateCell("c" + std::to_string(i)), std::chrono::seconds(10)).ok());
   }
   ASSERT_TRUE(cluster_->Start(lagging).ok());
-  EXPECT_TRUE(WaitFor([&] { return GetCellOn(lagging, "c49").ok(); }, std::chrono::seconds(10)));
+  EXPECT_TRUE(WaitFor([&] { return GetCellOn(lagging, "c49").ok(); }, std::chrono::seconds(30)));
 }
 
 TEST_F(DbClusterTest, AFileServerKeyCannotJoinAsAPeer) {
@@ -232,7 +232,7 @@ TEST_F(DbClusterTest, RecoverWhenAMajorityIsLostForGood) {
                                 cluster_->config_path(survivor), "--recover"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   ASSERT_TRUE(cluster_->Start(survivor).ok());
-  auto leader = cluster_->WaitForLeader(keys_->admin_cc, std::chrono::seconds(15));
+  auto leader = cluster_->WaitForLeader(keys_->admin_cc, std::chrono::seconds(45));
   ASSERT_TRUE(leader.ok()) << cluster_->LogTail(survivor);
   EXPECT_EQ(*leader, survivor);
   EXPECT_TRUE(GetCellOn(survivor, "survives").ok());
@@ -343,7 +343,7 @@ TEST_F(DbCliTest, BackupThenRestoreIntoAFreshClusterGivesIdenticalContents) {
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   ASSERT_TRUE((*fresh)->StartAll().ok());
-  ASSERT_TRUE((*fresh)->WaitForLeader(admin, std::chrono::seconds(15)).ok())
+  ASSERT_TRUE((*fresh)->WaitForLeader(admin, std::chrono::seconds(45)).ok())
       << (*fresh)->LogTail(1);
   // The restored cluster serves the old contents and takes new writes.
   for (int id = 1; id <= 3; ++id) {

@@ -460,8 +460,10 @@ TEST_F(FileServerCrashTest, KillDuringStoresKeepsEveryAcknowledgedStore) {
   }
   EXPECT_TRUE(LogHas(cell_->fs_log(1), "salvaged volume " + std::to_string(*id) + ":"))
       << cell_->LogTail(1);
-  EXPECT_TRUE(LogHas(cell_->fs_log(1), "salvage of " + cell_->fs_partition(1) + ": 1/1 volumes"))
-      << cell_->LogTail(1);
+  // The progress line follows the volume's "online" line: wait for it.
+  EXPECT_TRUE(WaitFor([&] {
+    return LogHas(cell_->fs_log(1), "salvage of " + cell_->fs_partition(1) + ": 1/1 volumes");
+  }, seconds(30))) << cell_->LogTail(1);
 
   // On-demand salvage refuses while the server runs, and finds everything clean after it.
   auto refused = Salvage();

@@ -13,6 +13,7 @@
 #include "proto/db.pb.h"
 #include "rpc/client.h"
 #include "rpc/runtime.h"
+#include "tests/support/ports.h"
 #include "tests/support/test_realm.h"
 
 namespace heka::testing {
@@ -76,8 +77,5 @@ class DbCluster {
   std::map<int, Member> members_;
   rpc::Runtime runtime_{{1, 2}};
 };
-
-// A free TCP port on 127.0.0.1 (bound and released; a small race is accepted in tests).
-int FreePort();
 
 }  // namespace heka::testing

@@ -74,10 +74,12 @@ Status FsCell::StartFileServer(int n) {
 
 Status FsCell::StartFileServerAndWait(int n) {
   if (Status s = StartFileServer(n); !s.ok()) return s;
+  // The log is appended to across restarts: only this process's line counts.
+  const std::string mark = "[" + std::to_string(servers_.at(n).pid) + "] registered in the VLDB";
   auto registered = [&] {
     std::ifstream in(fs_log(n));
     for (std::string line; std::getline(in, line);) {
-      if (line.find("registered in the VLDB") != std::string::npos) return true;
+      if (line.find(mark) != std::string::npos) return true;
     }
     return false;
   };

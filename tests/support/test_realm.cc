@@ -1,4 +1,6 @@
 #include "tests/support/test_realm.h"
+
+#include "tests/support/ports.h"
 #include "tests/support/wait.h"
 
 #include <arpa/inet.h>
@@ -212,35 +214,12 @@ Result<std::string> RandomHex(size_t bytes) {
   return out;
 }
 
-bool CanBind(int type, int port) {
-  Fd s(socket(AF_INET, type | SOCK_CLOEXEC, 0));
-  if (s.get() < 0) return false;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  return bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-}
-
 // A loopback port free for both TCP and UDP right now (krb5kdc may still lose a race for it;
 // the caller retries).
 Result<int> PickPort() {
-  for (int attempt = 0; attempt < 20; ++attempt) {
-    Fd s(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (s.get() < 0) return Error(Code::kInternal, ErrnoText("socket"));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    if (bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
-        getsockname(s.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-      return Error(Code::kInternal, ErrnoText("binding 127.0.0.1:0"));
-    }
-    int port = ntohs(a.sin_port);
-    s.Reset();
-    if (CanBind(SOCK_STREAM, port) && CanBind(SOCK_DGRAM, port)) return port;
-  }
-  return Error(Code::kInternal, "no loopback port is free for both TCP and UDP");
+  const int port = FreePort(/*udp_too=*/true);
+  if (port == 0) return Error(Code::kInternal, "no loopback port is free for both TCP and UDP");
+  return port;
 }
 
 bool CanConnect(int port) {
