@@ -305,6 +305,20 @@ void HekaFs::SiteDown(const std::string& cell, uint64_t volume, const Server& se
                server.address, server.uuid, volume, cell);
 }
 
+bool HekaFs::ThroughMove(MoveWait& w, Code code, const std::string& cell, uint64_t volume) {
+  if ((code != Code::kVolumeBusy && code != Code::kVolumeMoved) ||
+      std::chrono::steady_clock::now() > w.give_up) {
+    return false;
+  }
+  if (code == Code::kVolumeMoved) {
+    ForgetServer(cell, volume);
+  } else {
+    std::this_thread::sleep_for(w.pause);
+    w.pause = std::min(w.pause * 2, std::chrono::milliseconds(200));
+  }
+  return true;
+}
+
 void HekaFs::ForgetServer(const std::string& cell, uint64_t volume) {
   std::lock_guard lock(mu_);
   if (servers_.erase({cell, volume}) > 0) {
@@ -405,17 +419,8 @@ Result<Rep> HekaFs::Call(const Who& who, const std::string& cell, uint64_t volum
   // (ask the VLDB where it is now). Both answers come before any change is made, so any call
   // may be sent again, except the parts of a store, which StoreDirty begins again.
   const bool store_part = method == "StoreData" || method == "CommitStore" || method == "AbortStore";
-  auto pause = std::chrono::milliseconds(5);
-  for (auto give_up = std::chrono::steady_clock::now() + kMoveWait;
-       !r.ok() && !store_part &&
-       (r.status().code() == Code::kVolumeBusy || r.status().code() == Code::kVolumeMoved) &&
-       std::chrono::steady_clock::now() < give_up;) {
-    if (r.status().code() == Code::kVolumeMoved) {
-      ForgetServer(cell, volume);
-    } else {
-      std::this_thread::sleep_for(pause);
-      pause = std::min(pause * 2, std::chrono::milliseconds(200));
-    }
+  MoveWait moving;
+  while (!r.ok() && !store_part && ThroughMove(moving, r.status().code(), cell, volume)) {
     server = ServerOf(cell, volume);
     if (!server.ok()) return server.status();
     client = ClientFor(who, *server);
@@ -1389,19 +1394,9 @@ Status HekaFs::SetLock(uint64_t fh, uint64_t owner, bool exclusive, bool unlock,
   if (!server.ok()) return server.status();
   auto client = ClientFor(h->who, *server);
   // Through a move of the volume: wait while it is frozen, follow it when it moved.
-  auto move_pause = std::chrono::milliseconds(5);
-  const auto give_up = std::chrono::steady_clock::now() + kMoveWait;
+  MoveWait moving;
   auto follow = [&](const Status& s) {
-    if ((s.code() != Code::kVolumeBusy && s.code() != Code::kVolumeMoved) ||
-        std::chrono::steady_clock::now() > give_up) {
-      return false;
-    }
-    if (s.code() == Code::kVolumeMoved) {
-      ForgetServer(h->fid.cell(), h->fid.volume());
-    } else {
-      std::this_thread::sleep_for(move_pause);
-      move_pause = std::min(move_pause * 2, std::chrono::milliseconds(200));
-    }
+    if (!ThroughMove(moving, s.code(), h->fid.cell(), h->fid.volume())) return false;
     server = ServerOf(h->fid.cell(), h->fid.volume());
     if (!server.ok()) return false;
     client = ClientFor(h->who, *server);
@@ -1837,17 +1832,9 @@ Result<size_t> HekaFs::Write(uint64_t fh, uint64_t offset, const char* data, siz
 Status HekaFs::StoreDirty(Handle& h) {
   // A store that meets a volume's move (busy, or moved away with the store half done) is
   // aborted by the server and begins again, on the new server if it moved.
-  auto pause = std::chrono::milliseconds(5);
-  for (auto give_up = std::chrono::steady_clock::now() + kMoveWait;;) {
+  for (MoveWait moving;;) {
     Status s = StoreDirtyOnce(h);
-    const Code code = s.code();
-    if (s.ok() || (code != Code::kVolumeBusy && code != Code::kVolumeMoved) ||
-        std::chrono::steady_clock::now() > give_up) {
-      return s;
-    }
-    if (code == Code::kVolumeMoved) ForgetServer(h.fid.cell(), h.fid.volume());
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::milliseconds(200));
+    if (s.ok() || !ThroughMove(moving, s.code(), h.fid.cell(), h.fid.volume())) return s;
   }
 }
 

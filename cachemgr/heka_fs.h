@@ -343,6 +343,15 @@ class HekaFs {
   void NoteReplicated(const db::Volume& v);
   // How long calls wait through a volume's move (busy, moved) before they fail.
   static constexpr std::chrono::seconds kMoveWait{120};
+  // One call's way through a move of its volume, for ThroughMove.
+  struct MoveWait {
+    std::chrono::steady_clock::time_point give_up = std::chrono::steady_clock::now() + kMoveWait;
+    std::chrono::milliseconds pause{5};
+  };
+  // Whether a call that got `code` should be sent again: the volume is frozen by a move (busy:
+  // this waits a little, longer each time) or has moved (this forgets its server, so the next
+  // ServerOf asks the VLDB), and kMoveWait has not passed since `w` was made.
+  bool ThroughMove(MoveWait& w, Code code, const std::string& cell, uint64_t volume);
   std::shared_ptr<fs::FileClient> ClientFor(const Who& who, const Server& server);
   // Locks whose volume moved (the old server said so at a renewal): its new server renews them.
   void AdoptMovedLocks(const Who& who, const std::vector<pb::SetLockRequest>& locks,
