@@ -321,6 +321,7 @@ bool HekaFs::ThroughMove(MoveWait& w, Code code, const std::string& cell, uint64
 
 void HekaFs::ForgetServer(const std::string& cell, uint64_t volume) {
   std::lock_guard lock(mu_);
+  moved_.insert({cell, volume});
   if (servers_.erase({cell, volume}) > 0) {
     spdlog::info("volume {} of cell {} moved: asking the VLDB where it is now", volume, cell);
   }
@@ -335,8 +336,20 @@ Result<HekaFs::Server> HekaFs::ServerOf(const std::string& cell, uint64_t volume
   db::GetVolumeRequest req;
   req.set_cell(cell);
   req.set_id(volume);
+  bool moved = false;
+  {
+    std::lock_guard lock(mu_);
+    moved = moved_.count({cell, volume}) > 0;
+  }
+  // A member of the VLDB may lag behind its leader by a moment; after a move it would still
+  // name the old server, so the leader answers then.
+  req.mutable_options()->set_leader_only(moved);
   auto v = options_.runtime->BlockOn(options_.db->GetVolume(req));
   if (!v.ok()) return v.status();
+  if (moved) {
+    std::lock_guard lock(mu_);
+    moved_.erase({cell, volume});
+  }
   // The instance's sites: RW for the id, RO for id + 1, BK for id + 2 (on the RW's server).
   const uint64_t offset = volume - v->volume().id();
   const auto want = offset == 1 ? db::VolumeSite::RO : offset == 2 ? db::VolumeSite::BK : db::VolumeSite::RW;

@@ -456,6 +456,8 @@ class HekaFs {
   };
   std::shared_ptr<Life> life_ = std::make_shared<Life>();
   std::map<std::pair<std::string, uint64_t>, Server> servers_;  // mu_
+  // Volumes that moved: their next lookup asks the VLDB's leader, which has the switch for sure.
+  std::set<std::pair<std::string, uint64_t>> moved_;  // mu_
   std::set<std::pair<std::string, uint64_t>> replicated_;  // mu_: (cell, RW id) with RO sites
   std::map<std::string, std::chrono::steady_clock::time_point> down_sites_;  // mu_: uuid -> until
   // mu_: (address, ccache, Who::Kinit) -> the connection made for one kinit of that cache.

@@ -172,13 +172,8 @@ Result<uint64_t> HekaFs::VolumeByName(const std::string& cell, const std::string
   db::GetVolumeRequest req;
   req.set_cell(cell);
   req.set_name(name);
+  // (A volume made a moment ago that a follower does not know yet: DbClient asks the leader.)
   auto r = options_.runtime->BlockOn(options_.db->GetVolume(req));
-  if (!r.ok() && r.status().code() == Code::kNotFound) {
-    // A volume made a moment ago (`vos create`, then `fs mkmount`) may not have reached the
-    // member that answered: the leader has it.
-    req.mutable_options()->set_leader_only(true);
-    r = options_.runtime->BlockOn(options_.db->GetVolume(req));
-  }
   if (!r.ok()) {
     if (r.status().code() == Code::kNotFound || r.status().code() == Code::kPermissionDenied) {
       return Error(Code::kNotFound, "no volume '" + name + "' in cell '" + cell + "'");

@@ -198,9 +198,24 @@ awaitable<Result<Rep>> DbClient::Read(std::string method, Req request) {
       co_return r;
     }
   }
-  Route route = request.options().leader_only() ? Route::kLeader : Route::kAny;
-  co_return co_await Routed<Rep>(std::move(method), std::move(request), route,
-                                 options_.retry_deadline, options_.call_timeout);
+  if (request.options().leader_only()) {
+    co_return co_await Routed<Rep>(std::move(method), std::move(request), Route::kLeader,
+                                   options_.retry_deadline, options_.call_timeout);
+  }
+  Result<Rep> r = co_await Routed<Rep>(method, request, Route::kAny, options_.retry_deadline,
+                                       options_.call_timeout);
+  if (r.ok() || r.status().code() != Code::kNotFound) co_return r;
+  // A follower applies a write a moment after the leader acknowledged it: its "not found" may
+  // be about a user, cell or volume made just now (pts createuser, then fs setacl; vos create,
+  // then fs mkmount). Only the leader's is sure; without a leader, the follower's stands.
+  request.mutable_options()->set_leader_only(true);
+  Result<Rep> sure = co_await Routed<Rep>(std::move(method), std::move(request), Route::kLeader,
+                                          milliseconds(1000), options_.call_timeout);
+  const Code c = sure.status().code();
+  if (!sure.ok() && (c == Code::kNoQuorum || c == Code::kUnavailable || c == Code::kNotLeader)) {
+    co_return r;
+  }
+  co_return sure;
 }
 
 awaitable<void> DbClient::Pause(milliseconds how_long) {

@@ -38,6 +38,9 @@ struct World {
   std::shared_ptr<fs::FileClient> admin;  // the file server, as the provider admin
   std::string mnt;                        // the mount point
   std::string socket;                     // its control socket
+  // The cache manager's DB servers: the three members, the leader last (so it reads from a
+  // follower first, as a client often does).
+  std::string cm_dbservers;
   std::string keys;                       // its key_dir ($HEKA_KEY_DIR of `heka key`)
   std::string log;
   pid_t pid = -1;
@@ -92,9 +95,17 @@ void SetUp(World& w) {
   }
   testing::FsCellOptions o;
   o.provider_admins = {"admin@HEKA.TEST"};
+  o.db_members = 3;
   auto cell = testing::FsCell::Create(realm, o, w.cc["admin"]);
   ASSERT_TRUE(cell.ok()) << cell.status().ToString();
   w.cell = std::move(*cell);
+  auto leader = w.cell->db().WaitForLeader(w.cc["admin"], std::chrono::seconds(45));
+  ASSERT_TRUE(leader.ok()) << leader.status().ToString();
+  for (int i = 1; i <= w.cell->db().size(); ++i) {
+    if (i == *leader) continue;
+    w.cm_dbservers += w.cell->db().address(i) + "=" + w.cell->db().principal(i) + ",";
+  }
+  w.cm_dbservers += w.cell->db().address(*leader) + "=" + w.cell->db().principal(*leader);
   ASSERT_TRUE(w.cell->StartFileServerAndWait(1).ok());
   db::DbClientOptions dbo;
   dbo.members = *db::ParseMembers(w.cell->db().dbservers());
@@ -150,7 +161,7 @@ void SetUp(World& w) {
   auto kt = realm.AddService(realm.Principal("heka/fscli-client"));
   ASSERT_TRUE(kt.ok());
   std::ofstream(config) << "[cachemgr]\nmountpoint = \"" << w.mnt << "\"\ndbservers = \""
-                        << w.cell->db().dbservers() << "\"\ncells = [\"acme\"]\nkeytab = \""
+                        << w.cm_dbservers << "\"\ncells = [\"acme\"]\nkeytab = \""
                         << *kt << "\"\nprincipal = \"" << realm.Principal("heka/fscli-client")
                         << "\"\nstate_dir = \"" << base << "/state\"\ncontrol_socket = \""
                         << w.socket << "\"\nkey_dir = \"" << w.keys << "\"\n";
@@ -295,6 +306,23 @@ TEST(FsCliTest, MountPointLeadsToAnotherVolume) {
   EXPECT_EQ(Sh("alice", "cat " + m + "2/hello").output, "inside\n");
   auto bad = Sh("admin", "heka fs mkmount -dir " + P("nothing") + " -vol no.such.volume");
   EXPECT_EQ(bad.exit_code, 1) << bad.output;
+}
+
+// An administrator makes a volume, mounts it and uses the mount point at once, five times in
+// a row. The cache manager asks a follower of the VLDB first, which learns of the new volume a
+// moment after the leader: the mount point must not look missing meanwhile.
+TEST(FsCliTest, ANewVolumeIsUsableRightAfterItsMountPointIsMade) {
+  World& w = TheWorld();
+  for (int i = 1; i <= 5; ++i) {
+    const std::string name = "fscli.fresh" + std::to_string(i);
+    CreateVolume(w, name);
+    const std::string m = P("fresh" + std::to_string(i));
+    auto used = Sh("admin", "heka fs mkmount -dir " + m + " -vol " + name + " && heka fs setacl -dir " +
+                                m + " -acl system:authuser write && stat -c %F " + m);
+    EXPECT_EQ(used.exit_code, 0) << used.output;
+    EXPECT_EQ(used.output, "directory\n");
+    EXPECT_EQ(Sh("alice", "echo " + name + " > " + m + "/f && cat " + m + "/f").output, name + "\n");
+  }
 }
 
 TEST(FsCliTest, WhoamiAndUnlog) {
@@ -547,7 +575,7 @@ TEST(FsCliTest, ListCellsAndGetCellStatus) {
   CreateVolume(w, "root.cell", "fscli-other");
 
   std::string hosts;
-  auto members = db::ParseMembers(w.cell->db().dbservers());
+  auto members = db::ParseMembers(w.cm_dbservers);
   ASSERT_TRUE(members.ok());
   for (const db::DbMember& m : *members) hosts += " " + m.address;
   auto list = Sh("alice", "heka fs listcells");
