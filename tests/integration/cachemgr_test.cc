@@ -1792,6 +1792,44 @@ std::string FillForMove(const std::string& vol) {
   return TreeOf(A(vol));
 }
 
+// A `heka vos` run that stops itself (SIGSTOP) as it enters `phase` (HEKA_VOS_TEST_STOP_AT),
+// its output in a file of its own.
+class PausedVos {
+ public:
+  // Starts it; stopped() then says whether it has reached the phase.
+  PausedVos(const std::vector<std::string>& args, const std::string& phase, const std::string& name)
+      : out_(SharedRealm().dir() + "/" + name + ".out") {
+    std::string command = "exec env KRB5CCNAME=FILE:" + TheWorld().cc["admin"] +
+                          " HEKA_VOS_TEST_STOP_AT=" + phase + " " + testing::BinDir() + "/heka";
+    for (const std::string& a : VosArgs(args)) command += " '" + a + "'";
+    command += " > " + out_ + " 2>&1";
+    pid_ = testing::Spawn({"/bin/bash", "-c", command});
+  }
+  bool started() const { return pid_ > 0; }
+  // Waits (with a deadline) until it has stopped itself.
+  bool WaitStopped() const {
+    return WaitFor([&] {
+      std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
+      std::string pid, name, state;
+      in >> pid >> name >> state;
+      return state == "T";
+    }, seconds(30));
+  }
+  // Lets it go on to its end; returns its exit code (-1 if it did not exit), and sets `said`
+  // to its output.
+  int Finish(std::string* said) {
+    int status = 0;
+    const bool waited = ::kill(pid_, SIGCONT) == 0 && ::waitpid(pid_, &status, 0) == pid_;
+    pid_ = -1;
+    std::getline(std::ifstream(out_), *said, '\0');
+    return waited && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  std::string out_;
+  pid_t pid_ = -1;
+};
+
 void ExpectNothingStaged() {
   for (int n : {1, 2}) {
     const std::string staging = TheWorld().cell->fs_partition(n) + "/.staging";
@@ -1845,7 +1883,6 @@ TEST(MoveChaosTest, AMoveKilledAtAnyPhaseIsFinishedByRunningItAgain) {
 // the volume over fails harmlessly when it continues: the volume stays where the second move
 // put it, whole.
 TEST(MoveChaosTest, APausedMoveIsFencedOnceAnotherTookOver) {
-  World& w = TheWorld();
   const std::string vol = "pausemove";
   enc::MakeEncryptedVolume(vol, nullptr, /*encrypted=*/false);
   const uint64_t id = VolumeIdOf(vol);
@@ -1853,20 +1890,9 @@ TEST(MoveChaosTest, APausedMoveIsFencedOnceAnotherTookOver) {
   auto args = MoveArgs(vol, 1, 2);
   args.push_back("-locktime");
   args.push_back("2");
-  const std::string out = SharedRealm().dir() + "/paused-move.out";
-  std::string command = "exec env KRB5CCNAME=FILE:" + w.cc["admin"] +
-                        " HEKA_VOS_TEST_STOP_AT=freeze " + testing::BinDir() + "/heka";
-  for (const std::string& a : VosArgs(args)) command += " '" + a + "'";
-  command += " > " + out + " 2>&1";
-  pid_t paused = testing::Spawn({"/bin/bash", "-c", command});
-  ASSERT_GT(paused, 0);
-  auto state = [&] {
-    std::ifstream in("/proc/" + std::to_string(paused) + "/stat");
-    std::string pid, name, st;
-    in >> pid >> name >> st;
-    return st;
-  };
-  ASSERT_TRUE(WaitFor([&] { return state() == "T"; }, seconds(30))) << "it stops before its freeze";
+  PausedVos paused(args, "freeze", "paused-move");
+  ASSERT_TRUE(paused.started());
+  ASSERT_TRUE(paused.WaitStopped()) << "it stops before its freeze";
   // Another move takes over once the paused one's lock has expired.
   testing::ProcessResult second;
   ASSERT_TRUE(WaitFor([&] {
@@ -1874,12 +1900,8 @@ TEST(MoveChaosTest, APausedMoveIsFencedOnceAnotherTookOver) {
     return second.exit_code == 0;
   }, seconds(30))) << second.output;
   EXPECT_NE(second.output.find("left by an earlier move"), std::string::npos) << second.output;
-  ASSERT_EQ(::kill(paused, SIGCONT), 0);
-  int status = 0;
-  ASSERT_EQ(::waitpid(paused, &status, 0), paused);
   std::string said;
-  std::getline(std::ifstream(out), said, '\0');
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << said;
+  EXPECT_GT(paused.Finish(&said), 0) << said;
   EXPECT_NE(said.find("took this volume over"), std::string::npos) << said;
   EXPECT_EQ(SiteOf(vol), 2);
   EXPECT_TRUE(std::filesystem::exists(VolumeDirOn(2, id)));
@@ -1955,27 +1977,14 @@ TEST(MoveChaosTest, AServerKilledAtAnyPhaseOfAMoveLosesNothing) {
       auto args = MoveArgs(vol, at, to);
       args.push_back("-locktime");
       args.push_back("3");  // a re-run waits for a dead move's lock to expire
-      const std::string out = SharedRealm().dir() + "/srvkill-move.out";
-      std::string command = "exec env KRB5CCNAME=FILE:" + w.cc["admin"] +
-                            " HEKA_VOS_TEST_STOP_AT=" + phase + " " + testing::BinDir() + "/heka";
-      for (const std::string& a : VosArgs(args)) command += " '" + a + "'";
-      command += " > " + out + " 2>&1";
-      pid_t mover = testing::Spawn({"/bin/bash", "-c", command});
-      ASSERT_GT(mover, 0);
-      ASSERT_TRUE(WaitFor([&] {
-        std::ifstream in("/proc/" + std::to_string(mover) + "/stat");
-        std::string pid, name, st;
-        in >> pid >> name >> st;
-        return st == "T";
-      }, seconds(30))) << "it stops at " << phase;
+      PausedVos mover(args, phase, "srvkill-move");
+      ASSERT_TRUE(mover.started());
+      ASSERT_TRUE(mover.WaitStopped()) << "it stops at " << phase;
       w.cell->KillFileServer(dead);
-      ASSERT_EQ(::kill(mover, SIGCONT), 0);
-      int status = 0;
-      ASSERT_EQ(::waitpid(mover, &status, 0), mover);
       std::string said;
-      std::getline(std::ifstream(out), said, '\0');
+      const int exit_code = mover.Finish(&said);
       if (phase == "copy" || phase == "increments" || phase == "freeze") {
-        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << said;
+        EXPECT_GT(exit_code, 0) << said;
         EXPECT_NE(said.find("rolled back"), std::string::npos) << said;
         EXPECT_EQ(SiteOf(vol), at) << "the VLDB still names the source";
       }
@@ -2284,25 +2293,12 @@ TEST(ReleaseChaosTest, AServerKilledAtAnyPhaseOfAReleaseLosesNothing) {
                     .exit_code, 0);
       const std::string tree = TreeOf(A(vol));
       std::vector<std::string> args = {"release", "-id", vol, "-locktime", "3"};
-      const std::string out = SharedRealm().dir() + "/srvkill-release.out";
-      std::string command = "exec env KRB5CCNAME=FILE:" + w.cc["admin"] +
-                            " HEKA_VOS_TEST_STOP_AT=" + phase + " " + testing::BinDir() + "/heka";
-      for (const std::string& a : VosArgs(args)) command += " '" + a + "'";
-      command += " > " + out + " 2>&1";
-      pid_t releaser = testing::Spawn({"/bin/bash", "-c", command});
-      ASSERT_GT(releaser, 0);
-      ASSERT_TRUE(WaitFor([&] {
-        std::ifstream in("/proc/" + std::to_string(releaser) + "/stat");
-        std::string pid, name, st;
-        in >> pid >> name >> st;
-        return st == "T";
-      }, seconds(30))) << "it stops at " << phase;
+      PausedVos releaser(args, phase, "srvkill-release");
+      ASSERT_TRUE(releaser.started());
+      ASSERT_TRUE(releaser.WaitStopped()) << "it stops at " << phase;
       w.cell->KillFileServer(dead);
-      ASSERT_EQ(::kill(releaser, SIGCONT), 0);
-      int status = 0;
-      ASSERT_EQ(::waitpid(releaser, &status, 0), releaser);
       std::string said;
-      std::getline(std::ifstream(out), said, '\0');
+      releaser.Finish(&said);
       RestartFileServer(dead);
       auto again = Vos(args);
       ASSERT_EQ(again.exit_code, 0) << said << again.output << w.cell->LogTail(1) << w.cell->LogTail(2);
