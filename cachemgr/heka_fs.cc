@@ -328,19 +328,16 @@ void HekaFs::ForgetServer(const std::string& cell, uint64_t volume) {
 }
 
 Result<HekaFs::Server> HekaFs::ServerOf(const std::string& cell, uint64_t volume) {
+  bool moved = false;
   {
     std::lock_guard lock(mu_);
     auto it = servers_.find({cell, volume});
     if (it != servers_.end()) return it->second;
+    moved = moved_.count({cell, volume}) > 0;
   }
   db::GetVolumeRequest req;
   req.set_cell(cell);
   req.set_id(volume);
-  bool moved = false;
-  {
-    std::lock_guard lock(mu_);
-    moved = moved_.count({cell, volume}) > 0;
-  }
   // A member of the VLDB may lag behind its leader by a moment; after a move it would still
   // name the old server, so the leader answers then.
   req.mutable_options()->set_leader_only(moved);

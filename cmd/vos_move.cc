@@ -181,7 +181,10 @@ int Move::Run() {
     auto on = dst_->SetOnline(online);
     Unlock();
     if (!on.ok()) return c_.Fail(on.status().WithContext("bringing it online on " + to_->address));
-    if (!gone.ok()) return c_.Fail(gone.status().WithContext("removing the source instance"));
+    if (!gone.ok()) {
+      return c_.Fail(gone.status().WithContext("removing the source instance on " + from_->address +
+                                               " (run this command again once it answers)"));
+    }
     std::printf("Volume %s was already moved to %s %s; finished the cleanup of that move\n",
                 v_.name().c_str(), to_->address.c_str(), to_partition_.c_str());
     return kExitOk;
